@@ -1,0 +1,92 @@
+"""The contract topics: their names, and creating or checking them on the broker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError
+
+from opsmetrics.settings import Settings
+from services.contract.events import DEADLETTER_TOPIC, TOPIC_OF, EventType
+
+log = structlog.get_logger(__name__)
+
+#: Dead letters are kept long enough to be replayed after a config fix.
+DEADLETTER_RETENTION_MS = 90 * 24 * 3600 * 1000
+
+
+class KafkaUnavailable(Exception):
+    """The broker could not be reached within the configured time."""
+
+
+def event_topics(settings: Settings) -> dict[str, EventType]:
+    """Full topic name -> the event type it carries."""
+    return {settings.topic(short): etype for etype, short in TOPIC_OF.items()}
+
+
+def deadletter_topic(settings: Settings) -> str:
+    """Full name of the dead-letter topic."""
+    return settings.topic(DEADLETTER_TOPIC)
+
+
+def admin_client(settings: Settings, timeout_s: float | None = None) -> KafkaAdminClient:
+    """An admin client, or :class:`KafkaUnavailable` within ``timeout_s``."""
+    timeout_ms = int((timeout_s or settings.kafka_request_timeout_s) * 1000)
+    try:
+        return KafkaAdminClient(
+            **settings.kafka_client_options(),
+            client_id="opsmetrics-admin",
+            request_timeout_ms=timeout_ms,
+            bootstrap_timeout_ms=timeout_ms,
+        )
+    except KafkaError as exc:
+        raise KafkaUnavailable(
+            f"Kafka at {settings.kafka_bootstrap} is not reachable ({type(exc).__name__}). "
+            "Start it with `make up` or `opsmetrics kafka start`, or set OPS_KAFKA_BOOTSTRAP."
+        ) from exc
+
+
+@dataclass(frozen=True)
+class TopicState:
+    """What `ensure_topics` found or did for one topic."""
+
+    name: str
+    partitions: int
+    created: bool
+
+
+def ensure_topics(settings: Settings) -> list[TopicState]:
+    """Create the contract topics that are missing; report every topic's partitions.
+
+    An existing topic with fewer partitions than configured is reported, never
+    altered: adding partitions re-maps keys, which breaks de-duplication by key.
+    """
+    admin = admin_client(settings)
+    try:
+        wanted = [*event_topics(settings), deadletter_topic(settings)]
+        existing = set(admin.list_topics())
+        missing = [name for name in wanted if name not in existing]
+        if missing:
+            admin.create_topics(
+                [
+                    NewTopic(
+                        name,
+                        num_partitions=settings.topic_partitions,
+                        replication_factor=settings.topic_replication,
+                        topic_configs=(
+                            {"retention.ms": str(DEADLETTER_RETENTION_MS)}
+                            if name == deadletter_topic(settings)
+                            else {"retention.ms": "-1"}
+                        ),
+                    )
+                    for name in missing
+                ],
+                wait_for_metadata=True,
+            )
+            log.info("topics_created", topics=missing)
+        described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(wanted)}
+        return [TopicState(name, described.get(name, 0), name in missing) for name in wanted]
+    finally:
+        admin.close()
