@@ -283,6 +283,20 @@ def simulate(
         raise _fail(str(exc)) from None
 
 
+# --------------------------------------------------------------------------- stream
+@app.command()
+def worker() -> None:
+    """Run a stream worker (serves /metrics and /health on OPS_WORKER_HOST:PORT)."""
+    from services.topics import KafkaUnavailable
+    from streams.worker import run
+
+    s = settings()
+    try:
+        run(s)
+    except (KafkaUnavailable, ValueError) as exc:
+        raise _fail(str(exc)) from None
+
+
 # --------------------------------------------------------------------------- local stack
 @app.command()
 def up(

@@ -17,6 +17,12 @@ log = structlog.get_logger(__name__)
 DEADLETTER_RETENTION_MS = 90 * 24 * 3600 * 1000
 
 
+#: Event topics keep every event (the source of truth for rebuilding counts) and are
+#: stamped by the broker on append, so the stream's time-based decisions (the
+#: ``future`` check, bucket horizons) are the same when a message is replayed.
+EVENT_TOPIC_CONFIG = {"retention.ms": "-1", "message.timestamp.type": "LogAppendTime"}
+
+
 class KafkaUnavailable(Exception):
     """The broker could not be reached within the configured time."""
 
@@ -57,6 +63,23 @@ class TopicState:
     created: bool
 
 
+def source_partitions(settings: Settings) -> int:
+    """Create missing topics, then return the (common) partition count of the event topics.
+
+    Raises ValueError when the event topics disagree: the stream counts an event on
+    its key's home partition, which must be the same number on every topic.
+    """
+    states = ensure_topics(settings)
+    counts = {s.partitions for s in states if s.name in event_topics(settings)}
+    if len(counts) != 1:
+        detail = ", ".join(f"{s.name}={s.partitions}" for s in states)
+        raise ValueError(
+            f"the event topics have different partition counts ({detail}); "
+            "recreate them with the same count (OPS_TOPIC_PARTITIONS)"
+        )
+    return counts.pop()
+
+
 def ensure_topics(settings: Settings) -> list[TopicState]:
     """Create the contract topics that are missing; report every topic's partitions.
 
@@ -78,7 +101,7 @@ def ensure_topics(settings: Settings) -> list[TopicState]:
                         topic_configs=(
                             {"retention.ms": str(DEADLETTER_RETENTION_MS)}
                             if name == deadletter_topic(settings)
-                            else {"retention.ms": "-1"}
+                            else EVENT_TOPIC_CONFIG
                         ),
                     )
                     for name in missing

@@ -138,7 +138,7 @@ def _safe(check: Callable[[], bool]) -> bool:
         return check()
     except RuntimeError:
         raise
-    except Exception:
+    except Exception:  # noqa: BLE001 - a failing readiness probe means "not yet"
         return False
 
 

@@ -49,3 +49,15 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 def kafka_settings(kafka_bootstrap: str, make_settings: Callable[..., Settings]) -> Settings:
     """Settings pointing at the session broker, with a topic prefix unique to this test."""
     return make_settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=f"t{uuid.uuid4().hex[:8]}.")
+
+
+@pytest.fixture
+def workers(kafka_settings: Settings, tmp_path: Path):
+    """Start real `opsmetrics worker` processes against the session broker."""
+    from tests.workers import WorkerPool
+
+    pool = WorkerPool(kafka_settings, tmp_path)
+    try:
+        yield pool
+    finally:
+        pool.stop_all()

@@ -1,0 +1,294 @@
+"""The faust-streaming application: classify, de-duplicate, count, serve /metrics.
+
+One agent reads the four contract topics. For each message it asks the
+:class:`~streams.counter.EventCounter` what to do: count it, skip a duplicate,
+dead-letter a rejection (with the original bytes and its source topic,
+partition, offset and reason in headers) or reroute an event that arrived on a
+partition other than its key's home. Counts live in two changelog-backed tables
+(``counts`` and ``seen``); the collector sums them at scrape time over the
+partitions this worker actively owns.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import structlog
+from faust.types import TP
+from faust.web import Request, Response, View
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+
+from opsmetrics.settings import Settings
+from services.contract.classify import Classifier
+from services.topics import deadletter_topic, event_topics
+from streams.collector import StreamCollector
+from streams.counter import EventCounter, Outcome, Result
+from streams.labels import BY_TYPE
+from streams.view import CountsView
+
+log = structlog.get_logger(__name__)
+
+DELAY_BUCKETS = (
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    15,
+    60,
+    300,
+    3600,
+    6 * 3600,
+    86400,
+    7 * 86400,
+    30 * 86400,
+)
+EXPIRE_EVERY_S = 600.0
+
+
+@dataclass
+class StreamState:
+    """Everything the agent, the rebalance hooks and the web pages share."""
+
+    settings: Settings
+    partitions: int
+    view: CountsView = field(default_factory=CountsView)
+    ready: bool = False
+    active: set[tuple[str, int]] = field(default_factory=set)
+    last_event: dict[str, float] = field(default_factory=dict)
+    last_expired: dict[int, float] = field(default_factory=dict)
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+
+def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamState]:
+    """Build the worker's Faust app for ``settings``; source topics have ``partitions``."""
+    state = StreamState(settings, partitions)
+    topics = event_topics(settings)  # full name -> EventType
+    codes = {name: BY_TYPE[etype].code for name, etype in topics.items()}
+    name_of_code = {code: name for name, code in codes.items()}
+
+    app = faust.App(
+        f"{settings.topic_prefix}stream",
+        broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
+        broker_credentials=_credentials(settings),
+        store="memory://",
+        topic_partitions=partitions,
+        topic_replication_factor=settings.topic_replication,
+        topic_disable_leader=True,
+        table_standby_replicas=1,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_enabled=True,
+        web_bind=settings.worker_host,
+        web_host=settings.worker_host,
+        web_port=settings.worker_port,
+        datadir=str(settings.data_dir / "faust"),
+        loghandlers=[],
+    )
+    source = app.topic(
+        *topics,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+    )
+    deadletter = app.topic(
+        deadletter_topic(settings), key_serializer="raw", value_serializer="raw", internal=False
+    )
+    reroute_topics = {
+        name: app.topic(name, key_serializer="raw", value_serializer="raw") for name in topics
+    }
+    # Keys are strings and values small JSON lists (see streams/counter.py).
+    counts = app.Table("counts", partitions=partitions)
+    seen = app.Table("seen", partitions=partitions)
+    classifier = Classifier.for_prefix(
+        settings.topic_prefix,
+        {slug: force.divisions for slug, force in settings.forces.items()},
+        future_tolerance=_tolerance(settings),
+    )
+    counter = EventCounter(
+        classifier, codes, partitions, counts, seen, settings.tz, on_write=state.view.set
+    )
+    delay = Histogram(
+        "ops_event_delay_seconds",
+        "Delay from occurred_at to processing, for counted events.",
+        ["type"],
+        buckets=DELAY_BUCKETS,
+        registry=state.registry,
+    )
+    heartbeat = Gauge(
+        "ops_worker_heartbeat_timestamp_seconds",
+        "Last time this worker's processing loop was alive (Unix seconds).",
+        registry=state.registry,
+    )
+    Gauge(
+        "ops_source_partitions",
+        "Partitions of each contract topic (every one must be owned by exactly one worker).",
+        registry=state.registry,
+    ).set(partitions)
+    recovering = Gauge(
+        "ops_worker_recovering",
+        "1 while this worker restores its tables and exports no counts.",
+        registry=state.registry,
+    )
+    recovering.set_function(lambda: 0 if state.ready else 1)
+    ProcessCollector(registry=state.registry)
+    PlatformCollector(registry=state.registry)
+
+    def lag() -> Mapping[tuple[str, int], int]:
+        out: dict[tuple[str, int], int] = {}
+        consumer = app.consumer
+        for code, p in state.active:
+            tp = TP(name_of_code[code], p)
+            high = consumer.highwater(tp)
+            # Faust keeps the last committed offset per partition (not a public API).
+            committed = getattr(consumer, "_committed_offset", {}).get(tp)
+            if high is not None:
+                out[(tp.topic, p)] = max(0, high - (committed or 0))
+        return out
+
+    state.registry.register(
+        StreamCollector(
+            state.view,
+            settings.forces,
+            settings.tz,
+            active=lambda: state.active if state.ready else None,
+            clock=lambda: datetime.now(UTC),
+            last_event=state.last_event,
+            lag=lag,
+        )
+    )
+
+    @app.agent(source)
+    async def count(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            msg = event.message
+            stamp = datetime.fromtimestamp(msg.timestamp, UTC)
+            outcome = counter.handle(
+                msg.topic, msg.partition, msg.offset, msg.key, event.value, stamp
+            )
+            await _follow_up(outcome, msg, event.value)
+            last = state.last_expired.get(msg.partition, 0.0)
+            if time.monotonic() - last > EXPIRE_EVERY_S:
+                state.last_expired[msg.partition] = time.monotonic()
+                removed = counter.expire(msg.partition, datetime.now(UTC), settings.dedup_days)
+                if removed:
+                    log.info("expired", partition=msg.partition, keys=removed)
+
+    async def _follow_up(outcome: Outcome, msg: Any, value: bytes | None) -> None:
+        if outcome.result is Result.COUNTED:
+            now = time.time()
+            assert outcome.type is not None
+            assert outcome.occurred_at is not None
+            state.last_event[outcome.type] = now
+            delay.labels(outcome.type).observe(max(0.0, now - outcome.occurred_at.timestamp()))
+            return
+        if outcome.result is Result.REJECTED:
+            assert outcome.rejection is not None
+            rej = outcome.rejection
+            await deadletter.send(
+                key=msg.key,
+                value=value,
+                headers=[
+                    ("source_topic", msg.topic.encode()),
+                    ("source_partition", str(msg.partition).encode()),
+                    ("source_offset", str(msg.offset).encode()),
+                    ("reason", rej.reason.value.encode()),
+                    ("field", (rej.field or "").encode()),
+                    ("detail", rej.detail.encode()),
+                ],
+            )
+            log.info(
+                "rejected",
+                topic=msg.topic,
+                partition=msg.partition,
+                offset=msg.offset,
+                reason=rej.reason.value,
+                field=rej.field,
+            )
+        elif outcome.result is Result.REROUTED:
+            assert outcome.event_id is not None
+            await reroute_topics[msg.topic].send(
+                key=outcome.event_id.encode(), value=value, partition=outcome.reroute_partition
+            )
+            log.info(
+                "rerouted",
+                topic=msg.topic,
+                partition=msg.partition,
+                offset=msg.offset,
+                to_partition=outcome.reroute_partition,
+                event_id=outcome.event_id,
+            )
+        elif outcome.result is Result.DUPLICATE:
+            log.debug(
+                "duplicate",
+                topic=msg.topic,
+                partition=msg.partition,
+                offset=msg.offset,
+                event_id=outcome.event_id,
+            )
+
+    @app.on_partitions_revoked.connect
+    def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        state.ready = False
+
+    @app.on_rebalance_complete.connect
+    def on_rebalanced(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        actives = app.assignor.assigned_actives()
+        state.active = {(codes[tp.topic], tp.partition) for tp in actives if tp.topic in codes}
+        state.view.rebuild(counts.data.items())
+        state.ready = True
+        log.info("rebalanced", active=sorted(state.active))
+
+    @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
+    async def beat() -> None:
+        heartbeat.set(time.time())
+
+    @app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            body = generate_latest(state.registry)
+            return self.bytes(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    @app.page("/health")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            body = {
+                "status": "ok" if state.ready else "recovering",
+                "active_partitions": sorted({p for _, p in state.active}),
+            }
+            return self.json(body, status=200 if state.ready else 503)
+
+    return app, state
+
+
+def _tolerance(settings: Settings) -> Any:
+    from datetime import timedelta
+
+    return timedelta(seconds=settings.future_tolerance_s)
+
+
+def _credentials(settings: Settings) -> Any:
+    if not settings.kafka_sasl_mechanism:
+        return None
+    password = settings.kafka_sasl_password
+    return faust.SASLCredentials(
+        username=settings.kafka_sasl_username,
+        password=password.get_secret_value() if password else None,
+        mechanism=settings.kafka_sasl_mechanism,
+    )

@@ -1,0 +1,151 @@
+"""The Prometheus collector: contract metrics summed over this worker's active partitions.
+
+Window gauges and counters are computed at scrape time from the in-memory view.
+Every configured label combination is exported from the start with value 0, so
+boards show zeros and ``increase()`` sees the first event. A label value is only
+ever one of the configured forces and divisions or an enumeration of the contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from opsmetrics.settings import Force
+from services.contract.classify import RejectReason
+from streams.labels import FAMILIES, all_label_sets, join
+from streams.view import WINDOWS, CountsView, Edges, window_sums
+
+Active = Callable[[], set[tuple[str, int]] | None]
+
+
+class StreamCollector(Collector):
+    """Exports the counts of the partitions ``active()`` returns as (type code, partition).
+
+    While ``active()`` returns None (the worker is restoring its tables after a start
+    or a rebalance) no count is exported at all: a series that pauses and resumes
+    at the same value is harmless to ``increase()``, a drop to zero is a reset.
+    ``ops_worker_partition_active{partition}`` says which partitions the exported
+    counts cover, so recording rules can sum only when every partition is covered
+    by exactly one worker.
+    """
+
+    def __init__(
+        self,
+        view: CountsView,
+        forces: Mapping[str, Force],
+        tz: ZoneInfo,
+        active: Active,
+        clock: Callable[[], datetime],
+        last_event: Mapping[str, float],
+        lag: Callable[[], Mapping[tuple[str, int], int]],
+    ) -> None:
+        self.view = view
+        self.tz = tz
+        self.active = active
+        self.clock = clock
+        self.last_event = last_event
+        self.lag = lag
+        self.label_sets = {f.code: [join(v) for v in all_label_sets(f, forces)] for f in FAMILIES}
+
+    def collect(self) -> Iterator[Metric]:
+        """Build every contract metric family from the view."""
+        edges = Edges.at(self.clock(), self.tz)
+        active = self.active()
+        if active is None:
+            yield from self._lag_only()
+            return
+        owned = GaugeMetricFamily(
+            "ops_worker_partition_active",
+            "1 for each source partition whose counts this worker exports.",
+            labels=["partition"],
+        )
+        for p in sorted({p for _, p in active}):
+            owned.add_metric([str(p)], 1)
+        yield owned
+        events_by_type: dict[str, int] = {}
+        for fam in FAMILIES:
+            allowed = self.label_sets[fam.code]
+            totals = dict.fromkeys(allowed, 0)
+            windows = {labels: [0] * len(WINDOWS) for labels in allowed}
+            n_events = 0
+            for (code, p), part in self.view.series.items():
+                if code != fam.code or (code, p) not in active:
+                    continue
+                for labels, series in part.items():
+                    n_events += series.total_events
+                    if labels not in totals:
+                        continue  # a label value no longer configured: never exported
+                    totals[labels] += series.total_units
+                    acc = windows[labels]
+                    for i, v in enumerate(window_sums(series, edges)):
+                        acc[i] += v
+            events_by_type[fam.type.value] = n_events
+            counter = CounterMetricFamily(fam.counter, fam.help + ".", labels=fam.labels)
+            gauge = GaugeMetricFamily(
+                fam.window_gauge,
+                fam.help + ", in rolling (1h, 24h, 7d, 28d) and calendar windows.",
+                labels=[*fam.labels, "window"],
+            )
+            for labels in allowed:
+                values = labels.split(",")
+                counter.add_metric(values, totals[labels])
+                for name, v in zip(WINDOWS, windows[labels], strict=True):
+                    gauge.add_metric([*values, name], v)
+            yield counter
+            yield gauge
+        yield from self._pipeline(active, events_by_type)
+
+    def _pipeline(
+        self, active: set[tuple[str, int]], events_by_type: dict[str, int]
+    ) -> Iterator[Metric]:
+        type_of = {f.code: f.type.value for f in FAMILIES}
+        processed = CounterMetricFamily(
+            "ops_events_processed", "Events counted (first sightings), by type.", labels=["type"]
+        )
+        duplicates = CounterMetricFamily(
+            "ops_events_duplicate",
+            "Repeated event_ids, counted once and skipped.",
+            labels=["type"],
+        )
+        dup = dict.fromkeys(type_of.values(), 0)
+        for (code, p), n in self.view.duplicates.items():
+            if (code, p) in active:
+                dup[type_of[code]] += n
+        for t in type_of.values():
+            processed.add_metric([t], events_by_type.get(t, 0))
+            duplicates.add_metric([t], dup[t])
+        rejected = CounterMetricFamily(
+            "ops_events_rejected",
+            "Messages sent to the dead-letter topic, by reason.",
+            labels=["reason"],
+        )
+        rej = {r.value: 0 for r in RejectReason}
+        for (code, p, reason), n in self.view.rejected.items():
+            if (code, p) in active and reason in rej:
+                rej[reason] += n
+        for reason, n in rej.items():
+            rejected.add_metric([reason], n)
+        last = GaugeMetricFamily(
+            "ops_last_event_timestamp_seconds",
+            "Processing time of the last accepted event, by type (0: none since start).",
+            labels=["type"],
+        )
+        for t in type_of.values():
+            last.add_metric([t], self.last_event.get(t, 0.0))
+        yield from (processed, duplicates, rejected, last)
+        yield from self._lag_only()
+
+    def _lag_only(self) -> Iterator[Metric]:
+        lag = GaugeMetricFamily(
+            "ops_consumer_lag",
+            "Messages not yet committed: end offset minus committed offset.",
+            labels=["topic", "partition"],
+        )
+        for (topic, partition), n in sorted(self.lag().items()):
+            lag.add_metric([topic, str(partition)], n)
+        yield lag

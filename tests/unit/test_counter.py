@@ -1,0 +1,204 @@
+"""Exactly-once counting over at-least-once delivery, without Kafka (dict tables)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.contract.classify import Classifier
+from services.contract.events import ReferralReceived, SafeguardingAction
+from services.publisher import encode
+from streams.counter import EventCounter, Result, canonical_partition
+from streams.view import CountsView
+
+TZ = ZoneInfo("Europe/London")
+NOW = datetime(2025, 10, 1, 12, 0, tzinfo=UTC)
+P = 6
+TOPICS = {"ops.referrals": "r", "ops.safeguarding": "s"}
+
+
+def make(
+    counts: dict[str, Any] | None = None,
+    seen: dict[str, Any] | None = None,
+    view: CountsView | None = None,
+) -> EventCounter:
+    classifier = Classifier.for_prefix("ops.", {"lancashire": ["east", "south", "west"]})
+    return EventCounter(
+        classifier,
+        TOPICS,
+        P,
+        counts if counts is not None else {},
+        seen if seen is not None else {},
+        TZ,
+        on_write=view.set if view else None,
+    )
+
+
+def referral(n: int, at: datetime = NOW - timedelta(minutes=10)) -> ReferralReceived:
+    return ReferralReceived(
+        version=1,
+        event_id=f"ref-unit-{n:05d}",
+        type="referral.received",
+        occurred_at=at,
+        force="lancashire",
+        division="east",
+        source="unit-test",
+        referrer="nca",
+        risk="high",
+    )
+
+
+def message(
+    event: Any, offset: int, stamp: datetime = NOW
+) -> tuple[str, int, int, bytes, bytes, datetime]:
+    home = canonical_partition(event.event_id, P)
+    topic = "ops.referrals" if event.type == "referral.received" else "ops.safeguarding"
+    return (topic, home, offset, event.event_id.encode(), encode(event), stamp)
+
+
+def test_counts_units_in_every_resolution() -> None:
+    counter = make()
+    child = SafeguardingAction(
+        version=1,
+        event_id="sg-unit-0001",
+        type="safeguarding.action",
+        occurred_at=NOW - timedelta(minutes=1),
+        force="lancashire",
+        division="west",
+        source="unit-test",
+        children=3,
+    )
+    out = counter.handle(*message(child, 0))
+    assert out.result is Result.COUNTED
+    resolutions = sorted(k.split("|")[3] for k in counter.counts if k.startswith("c|"))
+    assert resolutions == ["d", "h", "m", "t"]
+    assert all(v[:2] == [3, 1] for k, v in counter.counts.items() if k.startswith("c|"))
+
+
+def test_replay_after_crash_changes_nothing() -> None:
+    counter = make()
+    msgs = [message(referral(i), 10 + i) for i in range(50)]
+    for m in msgs:
+        counter.handle(*m)
+    snapshot = ({k: list(v) for k, v in counter.counts.items()}, dict(counter.seen))
+    for m in msgs[20:]:  # at-least-once: everything since the last commit comes again
+        assert counter.handle(*m).result is Result.COUNTED
+    assert (counter.counts, counter.seen) == snapshot
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cut=st.integers(min_value=0, max_value=200), replay_from=st.integers(min_value=0, max_value=39)
+)
+def test_kill_9_at_any_write_then_replay_is_exact(cut: int, replay_from: int) -> None:
+    """Writes stop at an arbitrary point (kill -9); the replay from any earlier offset heals."""
+
+    class Crash(Exception):
+        pass
+
+    class Dying(dict[str, Any]):
+        writes = 0
+
+        def __setitem__(self, key: str, value: Any) -> None:
+            Dying.writes += 1
+            if Dying.writes > cut:
+                raise Crash
+            super().__setitem__(key, value)
+
+    events = [referral(i % 30) for i in range(40)]  # ids 0..9 repeat: duplicates
+    msgs = [message(e, 100 + i) for i, e in enumerate(events)]
+    Dying.writes = 0
+    counts, seen = Dying(), Dying()
+    crashed_at = len(msgs)
+    for i, m in enumerate(msgs):
+        try:
+            make(counts, seen).handle(*m)
+        except Crash:
+            crashed_at = i
+            break
+    Dying.writes = -(10**9)  # the restarted worker writes freely
+    # the changelog holds what was written; Kafka replays from the last commit (<= crash)
+    healed = make(counts, seen)
+    for m in msgs[min(replay_from, crashed_at) :]:
+        healed.handle(*m)
+    reference = make()
+    for m in msgs:
+        reference.handle(*m)
+    assert dict(counts) == dict(reference.counts)
+    assert dict(seen) == dict(reference.seen)
+
+
+def test_duplicate_counted_once_and_in_duplicates() -> None:
+    counter = make()
+    e = referral(1)
+    assert counter.handle(*message(e, 5)).result is Result.COUNTED
+    assert counter.handle(*message(e, 9)).result is Result.DUPLICATE
+    assert counter.handle(*message(e, 9)).result is Result.DUPLICATE  # replayed duplicate
+    total = next(v for k, v in counter.counts.items() if k.startswith("c|r|") and "|t|" in k)
+    dup = next(v for k, v in counter.counts.items() if k.startswith("d|"))
+    assert total[:2] == [1, 1]
+    assert dup[:2] == [1, 1]
+
+
+def test_wrong_partition_or_key_is_rerouted_not_counted() -> None:
+    counter = make()
+    e = referral(2)
+    topic, home, _, key, value, stamp = message(e, 0)
+    out = counter.handle(topic, (home + 1) % P, 0, key, value, stamp)
+    assert (out.result, out.reroute_partition) == (Result.REROUTED, home)
+    out = counter.handle(topic, home, 1, None, value, stamp)
+    assert out.result is Result.REROUTED
+    assert counter.counts == {}
+    assert counter.seen == {}
+
+
+def test_rejections_are_counted_by_reason_once() -> None:
+    counter = make()
+    for offset in (3, 3, 4):
+        out = counter.handle("ops.referrals", 0, offset, None, b"{nope", NOW)
+        assert out.result is Result.REJECTED
+    assert counter.counts["x|r|0|malformed"][:2] == [2, 2]
+
+
+def test_old_events_count_in_days_and_totals_only() -> None:
+    counter = make()
+    for n, age in enumerate((timedelta(hours=3), timedelta(days=31), timedelta(days=900))):
+        counter.handle(*message(referral(n, NOW - age), n))
+    res = sorted(k.split("|")[3] for k in counter.counts if k.startswith("c|"))
+    # 3 h old: hour + day + total (no minute); 31 and 900 days: day + total
+    assert res.count("m") == 0
+    assert res.count("h") == 1
+    assert res.count("d") == 3
+
+
+def test_expire_removes_only_that_partitions_old_keys() -> None:
+    view = CountsView()
+    counter = make(view=view)
+    events = [referral(i, NOW - timedelta(minutes=30)) for i in range(40)]
+    for i, e in enumerate(events):
+        counter.handle(*message(e, i))
+    parts = {canonical_partition(e.event_id, P) for e in events}
+    victim = sorted(parts)[0]
+    later = NOW + timedelta(days=40)
+    removed = counter.expire(victim, later, seen_days=30)
+    assert removed > 0
+    for key in counter.counts:
+        p, res = int(key.split("|")[2]), key.split("|")[3]
+        if p == victim:
+            assert res in ("d", "t")
+    assert all(v[1] != victim for v in counter.seen.values())
+    assert any(v[1] != victim for v in counter.seen.values())
+
+
+@pytest.mark.parametrize("occurred", ["2025-10-26T00:30:00+01:00", "2025-10-26T01:30:00+00:00"])
+def test_day_bucket_uses_local_date_across_clock_change(occurred: str) -> None:
+    counter = make()
+    e = referral(7, datetime.fromisoformat(occurred))
+    counter.handle(*message(e, 1, stamp=datetime(2025, 10, 27, tzinfo=UTC)))
+    day = next(int(k.split("|")[4]) for k in counter.counts if "|d|" in k)
+    assert datetime.fromordinal(day).date().isoformat() == "2025-10-26"
