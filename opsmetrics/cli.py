@@ -307,7 +307,13 @@ def up(
 
     s = settings()
     started = time.monotonic()
-    for part in local.up(s, simulate=simulate):
+    try:
+        parts = local.up(s, simulate=simulate)
+    except (RuntimeError, TimeoutError) as exc:
+        raise _fail(
+            f"{exc}\n(parts already started keep running: `make down` stops them)"
+        ) from None
+    for part in parts:
         typer.echo(f"  {part.name:10} {part.where}")
     typer.echo(
         f"up in {time.monotonic() - started:.1f} s; logs in {local.log_dir(s)}; "

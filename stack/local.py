@@ -8,6 +8,7 @@ reverse order. Every part's pid and log live in the run directory (``.run/``).
 from __future__ import annotations
 
 import sys
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +72,12 @@ def processes(settings: Settings, simulate: bool) -> list[ManagedProcess]:
     ]
     parts = [p for p in parts if _available(p.name)]
     if simulate:
-        parts.append(ManagedProcess("simulator", _cli("simulate"), run, where="(publishing)"))
+        # A fresh seed each start: live ids never repeat those of an earlier run.
+        seed = str(int(time.time()))
+        parts.append(
+            ManagedProcess("simulator", _cli("simulate", "--seed", seed), run,
+                           where="live, 60x time compression")
+        )
     return parts
 
 

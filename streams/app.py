@@ -34,8 +34,9 @@ from prometheus_client import (
 from opsmetrics.settings import Settings
 from services.contract.classify import Classifier
 from services.topics import deadletter_topic, event_topics
+from streams import api
 from streams.collector import StreamCollector
-from streams.counter import EventCounter, Outcome, Result
+from streams.counter import EventCounter, Message, Outcome, Result
 from streams.labels import BY_TYPE
 from streams.view import CountsView
 
@@ -58,6 +59,37 @@ DELAY_BUCKETS = (
     30 * 86400,
 )
 EXPIRE_EVERY_S = 600.0
+BATCH_MAX = 2000  # messages per batch: each touched key is written once per batch
+BATCH_WITHIN_S = 0.05  # a lone live event waits at most this long for company
+
+
+class FaustTable:
+    """A Faust table as :class:`~streams.counter.TableLike`: writes name their partition.
+
+    Writing through ``table.data`` and ``send_changelog(partition, ...)`` (instead of
+    ``table[key] = value``, which takes the partition of the current event) lets a
+    batch holding several partitions write each key to its own changelog partition.
+    """
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def get(self, key: str) -> Any:
+        """The value of ``key`` or None."""
+        return self.table.data.get(key)
+
+    def put(self, partition: int, key: str, value: Any | None) -> None:
+        """Set or delete ``key`` and send the change to its changelog partition."""
+        if value is None:
+            self.table.data.pop(key, None)
+            self.table.send_changelog(partition, key, None, value_serializer="raw")
+        else:
+            self.table.data[key] = value
+            self.table.send_changelog(partition, key, value)
+
+    def items(self) -> Any:
+        """Every key and value held in memory (all partitions, standbys included)."""
+        return self.table.data.items()
 
 
 @dataclass
@@ -92,6 +124,9 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
         table_standby_replicas=1,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # Batch changelog and dead-letter messages into fewer produce requests.
+        producer_linger=0.01,
+        producer_max_batch_size=512 * 1024,
         web_enabled=True,
         web_bind=settings.worker_host,
         web_host=settings.worker_host,
@@ -122,7 +157,13 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
         future_tolerance=_tolerance(settings),
     )
     counter = EventCounter(
-        classifier, codes, partitions, counts, seen, settings.tz, on_write=state.view.set
+        classifier,
+        codes,
+        partitions,
+        FaustTable(counts),
+        FaustTable(seen),
+        settings.tz,
+        on_write=state.view.set,
     )
     delay = Histogram(
         "ops_event_delay_seconds",
@@ -176,28 +217,49 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
 
     @app.agent(source)
     async def count(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            msg = event.message
-            stamp = datetime.fromtimestamp(msg.timestamp, UTC)
-            outcome = counter.handle(
-                msg.topic, msg.partition, msg.offset, msg.key, event.value, stamp
-            )
-            await _follow_up(outcome, msg, event.value)
-            last = state.last_expired.get(msg.partition, 0.0)
-            if time.monotonic() - last > EXPIRE_EVERY_S:
-                state.last_expired[msg.partition] = time.monotonic()
-                removed = counter.expire(msg.partition, datetime.now(UTC), settings.dedup_days)
-                if removed:
-                    log.info("expired", partition=msg.partition, keys=removed)
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):  # type: ignore[attr-defined]
+            messages = [
+                Message(
+                    e.message.topic,
+                    e.message.partition,
+                    e.message.offset,
+                    e.message.key,
+                    e.value,
+                    datetime.fromtimestamp(e.message.timestamp, UTC),
+                )
+                for e in events
+            ]
+            # Synchronous: all writes of the batch are queued before its events are
+            # acknowledged, and Faust flushes the producer before committing offsets.
+            outcomes = counter.handle_batch(messages)
+            for msg, outcome in zip(messages, outcomes, strict=True):
+                if outcome.result is not Result.COUNTED or outcome.type is None:
+                    await _follow_up(outcome, msg)
+                else:
+                    _observe(outcome)
 
-    async def _follow_up(outcome: Outcome, msg: Any, value: bytes | None) -> None:
-        if outcome.result is Result.COUNTED:
-            now = time.time()
-            assert outcome.type is not None
-            assert outcome.occurred_at is not None
-            state.last_event[outcome.type] = now
-            delay.labels(outcome.type).observe(max(0.0, now - outcome.occurred_at.timestamp()))
+    @app.timer(interval=60.0)  # type: ignore[untyped-decorator]
+    async def expire() -> None:
+        if not state.ready:
             return
+        now = datetime.now(UTC)
+        for p in sorted({p for _, p in state.active}):
+            if time.monotonic() - state.last_expired.get(p, 0.0) < EXPIRE_EVERY_S:
+                continue
+            state.last_expired[p] = time.monotonic()
+            removed = counter.expire(p, now, settings.dedup_days)
+            if removed:
+                log.info("expired", partition=p, keys=removed)
+
+    def _observe(outcome: Outcome) -> None:
+        now = time.time()
+        assert outcome.type is not None
+        assert outcome.occurred_at is not None
+        state.last_event[outcome.type] = now
+        delay.labels(outcome.type).observe(max(0.0, now - outcome.occurred_at.timestamp()))
+
+    async def _follow_up(outcome: Outcome, msg: Message) -> None:
+        value = msg.value
         if outcome.result is Result.REJECTED:
             assert outcome.rejection is not None
             rej = outcome.rejection
@@ -252,6 +314,7 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
         actives = app.assignor.assigned_actives()
         state.active = {(codes[tp.topic], tp.partition) for tp in actives if tp.topic in codes}
         state.view.rebuild(counts.data.items())
+        counter.rebuild_index()
         state.ready = True
         log.info("rebalanced", active=sorted(state.active))
 
@@ -274,6 +337,7 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
             }
             return self.json(body, status=200 if state.ready else 503)
 
+    api.register(app, settings, partitions)
     return app, state
 
 

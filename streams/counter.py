@@ -5,9 +5,15 @@ table value is ``[units, events, last_offset]``: the offset of the last source
 message applied to it. A key always names its source topic and partition, so
 after a crash, when Faust replays the messages since the last committed offset,
 a write whose key already holds that offset (or a later one) is skipped. The
-de-duplication entry (``event_id -> [topic, partition, offset, day]``) records the
-first sighting, so a replay of that same message is recognised as itself, not as
-a duplicate. No instant of a ``kill -9`` can make the two disagree.
+de-duplication state records each event's first sighting (topic, partition,
+offset), so a replay of that same message is recognised as itself, not as a
+duplicate. No instant of a ``kill -9`` can make the two disagree.
+
+Messages are applied in batches; each touched key is written once per batch.
+First sightings are written to the ``seen`` table as one value per partition per
+batch (``s|<p>|<day>|<first offset>`` -> ``[[event_id, type, offset], ...]``), and
+an in-memory index (event id -> first sighting) is rebuilt from that table after
+every recovery.
 
 Key layout (``|``-separated; slugs and enumerations never contain ``|`` or ``,``):
 
@@ -26,11 +32,11 @@ topics), never the wall clock, so a replay makes exactly the same writes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 from kafka.partitioner.default import murmur2
@@ -42,6 +48,41 @@ MINUTE_HORIZON: Final = timedelta(hours=2)
 HOUR_HORIZON: Final = timedelta(days=30)
 
 Value = list[int]  # [units, events, last_offset]
+
+
+class TableLike(Protocol):
+    """What the counter needs of a table: read a key, write or delete it in a partition."""
+
+    def get(self, key: str) -> Any:
+        """The value of ``key``, or None."""
+
+    def put(self, partition: int, key: str, value: Any | None) -> None:
+        """Set ``key`` (its changelog partition is ``partition``); None deletes."""
+
+    def items(self) -> Iterable[tuple[str, Any]]:
+        """Every key and value held in memory."""
+
+
+class DictTable(dict[str, Any]):
+    """A plain dict as a table (unit tests, and the reference implementation)."""
+
+    def put(self, partition: int, key: str, value: Any | None) -> None:
+        """Set or delete ``key``."""
+        if value is None:
+            self.pop(key, None)
+        else:
+            self[key] = value
+
+
+class Message(NamedTuple):
+    """The parts of a Kafka message the counter uses."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    stamp: datetime  # the message timestamp (LogAppendTime on the contract topics)
 
 
 class Result(StrEnum):
@@ -96,10 +137,10 @@ class EventCounter:
         classifier: Classifier,
         topic_codes: dict[str, str],
         partitions: int,
-        counts: MutableMapping[str, Any],
-        seen: MutableMapping[str, Any],
+        counts: TableLike,
+        seen: TableLike,
         tz: ZoneInfo,
-        on_write: Callable[[str, Value], None] | None = None,
+        on_write: Callable[[str, Value | None], None] | None = None,
     ) -> None:
         self.classifier = classifier
         self.topic_codes = topic_codes
@@ -108,9 +149,31 @@ class EventCounter:
         self.seen = seen
         self.tz = tz
         self.on_write = on_write or (lambda key, value: None)
+        # Writes of the batch in progress: key -> (partition, value). Each key is
+        # written once per batch, with the offset of the last message applied to it.
+        self._counts: dict[str, tuple[int, Value]] = {}
+        self._sightings: dict[int, list[list[Any]]] = {}  # partition -> new first sightings
+        self._sighting_day: dict[int, int] = {}
+        self.first: dict[str, tuple[str, int, int]] = {}  # event id -> (type, partition, offset)
+        self.rebuild_index()
 
-    def _bump(self, key: str, add_units: int, add_events: int, offset: int) -> None:
-        current = self.counts.get(key)
+    def rebuild_index(self) -> None:
+        """Rebuild the first-sighting index from the ``seen`` table (after recovery)."""
+        self.first.clear()
+        for key, entries in self.seen.items():
+            if key.startswith("s|") and entries:
+                p = int(key.split("|")[1])
+                for event_id, code, offset in entries:
+                    known = self.first.get(event_id)
+                    if known is None or (p, offset) < (known[1], known[2]):
+                        self.first[event_id] = (code, p, offset)
+
+    def _count_value(self, key: str) -> Any:
+        pending = self._counts.get(key)
+        return pending[1] if pending is not None else self.counts.get(key)
+
+    def _bump(self, partition: int, key: str, add_units: int, add_events: int, offset: int) -> None:
+        current = self._count_value(key)
         if current is not None and current[2] >= offset:
             return  # this source message was already applied to this key
         value = (
@@ -118,8 +181,27 @@ class EventCounter:
             if current is not None
             else [add_units, add_events, offset]
         )
-        self.counts[key] = value
-        self.on_write(key, value)
+        self._counts[key] = (partition, value)
+
+    def handle_batch(self, messages: Iterable[Message]) -> list[Outcome]:
+        """Apply messages in order; write each touched key once at the end."""
+        try:
+            return [self._handle(m) for m in messages]
+        finally:
+            self._flush()
+
+    def _flush(self) -> None:
+        try:
+            for partition, entries in self._sightings.items():
+                day = self._sighting_day[partition]
+                self.seen.put(partition, f"s|{partition}|{day}|{entries[0][2]}", entries)
+            for key, (partition, value) in self._counts.items():
+                self.counts.put(partition, key, value)
+                self.on_write(key, value)
+        finally:
+            self._sightings.clear()
+            self._sighting_day.clear()
+            self._counts.clear()
 
     def handle(
         self,
@@ -131,10 +213,14 @@ class EventCounter:
         stamp: datetime,
     ) -> Outcome:
         """Classify one message and apply it; ``stamp`` is the message's timestamp."""
+        return self.handle_batch([Message(topic, partition, offset, key, value, stamp)])[0]
+
+    def _handle(self, msg: Message) -> Outcome:
+        topic, partition, offset, key, value, stamp = msg
         code = self.topic_codes[topic]
         outcome = self.classifier.classify(topic, value, now=stamp)
         if isinstance(outcome, Rejected):
-            self._bump(f"x|{code}|{partition}|{outcome.reason.value}", 1, 1, offset)
+            self._bump(partition, f"x|{code}|{partition}|{outcome.reason.value}", 1, 1, offset)
             return Outcome(Result.REJECTED, rejection=outcome)
         assert isinstance(outcome, Accepted)
         event = outcome.event
@@ -143,42 +229,56 @@ class EventCounter:
         if home != partition or key != event_id.encode():
             # Counted only on its key's home partition, so duplicates always meet.
             return Outcome(Result.REROUTED, event.type, reroute_partition=home, event_id=event_id)
-        first = self.seen.get(event_id)
-        if first is not None and (first[0], first[1], first[2]) != (code, partition, offset):
-            self._bump(f"d|{code}|{partition}", 1, 1, offset)
+        first = self.first.get(event_id)
+        if first is not None and first != (code, partition, offset):
+            self._bump(partition, f"d|{code}|{partition}", 1, 1, offset)
             return Outcome(Result.DUPLICATE, event.type, event_id=event_id)
         if first is None:
-            self.seen[event_id] = [code, partition, offset, int(stamp.timestamp() // 86400)]
+            self.first[event_id] = (code, partition, offset)
+            if partition not in self._sightings:
+                self._sightings[partition] = []
+                self._sighting_day[partition] = int(stamp.timestamp() // 86400)
+            self._sightings[partition].append([event_id, code, offset])
         n = units(event)
         labels = join(label_values(event))
         for bucket_key in bucket_keys(code, partition, labels, event.occurred_at, stamp, self.tz):
-            self._bump(bucket_key, n, 1, offset)
+            self._bump(partition, bucket_key, n, 1, offset)
         return Outcome(Result.COUNTED, event.type, event_id=event_id, occurred_at=event.occurred_at)
 
     def expire(self, partition: int, now: datetime, seen_days: int) -> int:
         """Delete minute, hour and de-duplication entries of ``partition`` past retention.
 
-        Returns the number of keys deleted. Only keys of ``partition`` are touched,
-        so the caller may run it while processing a message of that partition.
+        Returns the number of keys deleted. Call it only for partitions this worker
+        actively owns (it writes their changelogs), between batches.
         """
         minute_cut = int((now - MINUTE_HORIZON).timestamp() // 60) - 1
         hour_cut = int((now - HOUR_HORIZON).timestamp() // 3600) - 1
         day_cut = int(now.timestamp() // 86400) - seen_days
-        tag = f"|{partition}|"
-        doomed = []
-        for key in list(self.counts.keys()):
-            if not key.startswith("c|") or tag not in key[:12]:
-                continue
-            _, _, p, res, bucket, _ = key.split("|", 5)
-            if int(p) != partition:
-                continue
-            if (res == "m" and int(bucket) < minute_cut) or (res == "h" and int(bucket) < hour_cut):
-                doomed.append(key)
+        doomed = list(_expired_counts(self.counts.items(), partition, minute_cut, hour_cut))
         for key in doomed:
-            del self.counts[key]
-        old_ids = [
-            eid for eid, v in list(self.seen.items()) if v[1] == partition and v[3] < day_cut
+            self.counts.put(partition, key, None)
+            self.on_write(key, None)
+        old = [
+            (key, entries)
+            for key, entries in list(self.seen.items())
+            if key.startswith(f"s|{partition}|") and int(key.split("|")[2]) < day_cut
         ]
-        for eid in old_ids:
-            del self.seen[eid]
-        return len(doomed) + len(old_ids)
+        for key, entries in old:
+            self.seen.put(partition, key, None)
+            for event_id, code, offset in entries or []:
+                if self.first.get(event_id) == (code, partition, offset):
+                    del self.first[event_id]
+        return len(doomed) + len(old)
+
+
+def _expired_counts(
+    items: Iterable[tuple[str, Any]], partition: int, minute_cut: int, hour_cut: int
+) -> Iterator[str]:
+    for key, _ in list(items):
+        if not key.startswith("c|"):
+            continue
+        _, _, p, res, bucket, _ = key.split("|", 5)
+        if int(p) != partition:
+            continue
+        if (res == "m" and int(bucket) < minute_cut) or (res == "h" and int(bucket) < hour_cut):
+            yield key
