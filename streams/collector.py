@@ -51,11 +51,17 @@ class StreamCollector(Collector):
         self.last_event = last_event
         self.lag = lag
         self.label_sets = {f.code: [join(v) for v in all_label_sets(f, forces)] for f in FAMILIES}
+        self.expected = [
+            (slug, division, force.rates.referrals_received / len(force.divisions))
+            for slug, force in sorted(forces.items())
+            for division in force.divisions
+        ]
 
     def collect(self) -> Iterator[Metric]:
         """Build every contract metric family from the view."""
         edges = Edges.at(self.clock(), self.tz)
         active = self.active()
+        yield self._expected()
         if active is None:
             yield from self._lag_only()
             return
@@ -139,6 +145,17 @@ class StreamCollector(Collector):
             last.add_metric([t], self.last_event.get(t, 0.0))
         yield from (processed, duplicates, rejected, last)
         yield from self._lag_only()
+
+    def _expected(self) -> Metric:
+        """The configured yearly referral rate: the alerts' baseline while history is short."""
+        gauge = GaugeMetricFamily(
+            "ops_referrals_expected_per_year",
+            "Configured referrals a year (config/forces.toml), shared equally by divisions.",
+            labels=["force", "division"],
+        )
+        for force, division, rate in self.expected:
+            gauge.add_metric([force, division], rate)
+        return gauge
 
     def _lag_only(self) -> Iterator[Metric]:
         lag = GaugeMetricFamily(

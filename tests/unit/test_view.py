@@ -91,3 +91,9 @@ def test_zeros_for_every_configured_label_set_and_only_those() -> None:
     assert f"ops_referrals_received_total{{{east}}} 5.0" in lines
     assert "north" not in text
     assert 'ops_worker_partition_active{partition="0"} 1.0' in text
+
+
+def test_configured_referral_rate_is_exported_even_while_recovering() -> None:
+    text = _collector(CountsView(), ready=False).decode()
+    # 1,500 a year shared by three divisions; every worker exports it (rules take max)
+    assert 'ops_referrals_expected_per_year{division="east",force="lancashire"} 500.0' in text
