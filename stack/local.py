@@ -75,8 +75,12 @@ def processes(settings: Settings, simulate: bool) -> list[ManagedProcess]:
         # A fresh seed each start: live ids never repeat those of an earlier run.
         seed = str(int(time.time()))
         parts.append(
-            ManagedProcess("simulator", _cli("simulate", "--seed", seed), run,
-                           where="live, 60x time compression")
+            ManagedProcess(
+                "simulator",
+                _cli("simulate", "--seed", seed),
+                run,
+                where="live, 60x time compression",
+            )
         )
     return parts
 
