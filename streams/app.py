@@ -38,6 +38,7 @@ from streams import api
 from streams.collector import StreamCollector
 from streams.counter import EventCounter, Message, Outcome, Result
 from streams.labels import BY_TYPE
+from streams.periods import PeriodCollector
 from streams.view import CountsView
 
 log = structlog.get_logger(__name__)
@@ -194,8 +195,11 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
     def lag() -> Mapping[tuple[str, int], int]:
         out: dict[tuple[str, int], int] = {}
         consumer = app.consumer
+        assigned = consumer.assignment()  # during a rebalance this shrinks before `active`
         for code, p in state.active:
             tp = TP(name_of_code[code], p)
+            if tp not in assigned:
+                continue
             high = consumer.highwater(tp)
             # Faust keeps the last committed offset per partition (not a public API).
             committed = getattr(consumer, "_committed_offset", {}).get(tp)
@@ -203,12 +207,25 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
                 out[(tp.topic, p)] = max(0, high - (committed or 0))
         return out
 
+    def active_or_none() -> set[tuple[str, int]] | None:
+        """The partitions whose counts are exported: none at all while recovering."""
+        return state.active if state.ready else None
+
+    state.registry.register(
+        PeriodCollector(
+            state.view,
+            settings.forces,
+            settings.tz,
+            active=active_or_none,
+            clock=lambda: datetime.now(UTC),
+        )
+    )
     state.registry.register(
         StreamCollector(
             state.view,
             settings.forces,
             settings.tz,
-            active=lambda: state.active if state.ready else None,
+            active=active_or_none,
             clock=lambda: datetime.now(UTC),
             last_event=state.last_event,
             lag=lag,

@@ -18,10 +18,11 @@ parameter), :func:`answer` (totals and groups) and :class:`PeriodCollector` (the
 from __future__ import annotations
 
 import asyncio
+import calendar
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
@@ -175,24 +176,24 @@ class DayBuckets:
 def iso_week(day: date) -> str:
     """The ISO week of a date, e.g. ``2025-W14`` (weeks start on Monday)."""
     year, week, _ = day.isocalendar()
-    return f"{year}-W{week:02d}"
+    return f"{year:04d}-W{week:02d}"
 
 
 def _periods(query: Query) -> list[tuple[str, date, date]]:
     """(label, first day, last day) of each week or month of the range, clipped to it."""
     out: list[tuple[str, date, date]] = []
-    day = query.start
-    while day <= query.end:
+    day, end = query.start, query.end.toordinal()
+    while True:
         if query.group_by == "week":
-            label, last = iso_week(day), day + timedelta(days=6 - day.weekday())
+            label, last = iso_week(day), day.toordinal() + 6 - day.weekday()
         else:
             label = f"{day.year:04d}-{day.month:02d}"
-            nxt = date(day.year + day.month // 12, day.month % 12 + 1, 1)
-            last = nxt - timedelta(days=1)
-        last = min(last, query.end)
-        out.append((label, day, last))
-        day = last + timedelta(days=1)
-    return out
+            last = day.toordinal() + calendar.monthrange(day.year, day.month)[1] - day.day
+        last = min(last, end)  # ordinals: no overflow past 9999-12-31
+        out.append((label, day, date.fromordinal(last)))
+        if last == end:
+            return out
+        day = date.fromordinal(last + 1)
 
 
 def _label_value(dim: str, raw: str) -> str | bool:
@@ -255,7 +256,10 @@ def answer(
         for key in _group_keys(query, forces):
             groups[key] = _empty_totals(dim)
     extra: dict[GroupKey, Totals] = {}
+    lo, hi = query.start.toordinal(), query.end.toordinal()
     for day, code, labels, n in buckets:
+        if not lo <= day <= hi:
+            continue
         if query.force is not None and labels[0] != query.force:
             continue
         if query.division is not None and labels[1] != query.division:
@@ -418,6 +422,8 @@ class ChangelogReader:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - keep following; answers wait or 503
+                    if self._stopping:
+                        break  # stop() closed the consumer under a poll
                     log.warning("periods_reader_error", error=type(exc).__name__)
                     await self._close_consumer()
                     await asyncio.sleep(backoff)
@@ -426,7 +432,8 @@ class ChangelogReader:
             await self._close_consumer()
 
     async def _poll(self) -> None:
-        batches = await self._consumer.getmany(timeout_ms=self.poll_ms, max_records=5000)
+        consumer = self._consumer
+        batches = await consumer.getmany(timeout_ms=self.poll_ms, max_records=5000)
         for records in batches.values():
             for record in records:
                 key = decode_key(record.key)
@@ -434,7 +441,7 @@ class ChangelogReader:
                     self.buckets.apply(key, decode_value(record.value))
             self.records += len(records)
         for tp in self._tps:
-            self._next[tp.partition] = await self._consumer.position(tp)
+            self._next[tp.partition] = await consumer.position(tp)
         cond = self._condition()
         async with cond:
             cond.notify_all()
