@@ -340,14 +340,19 @@ def status() -> None:
         typer.echo(f"  {part.name:10} {'running' if part.running else 'stopped':8} {part.where}")
 
 
-def _mount_optional() -> None:
-    """Mount the sub-commands whose modules exist in this checkout."""
+def _mount() -> None:
+    """Mount the sub-commands that live beside the code they drive."""
+    from services.ingest.cli import ingest, ingest_token
+    from services.report import report
     from stack.kafka_cli import kafka_app
 
     app.add_typer(kafka_app, name="kafka", help="The local Kafka broker.")
+    app.command("report")(report)
+    app.command("ingest")(ingest)
+    app.command("ingest-token")(ingest_token)
 
 
-_mount_optional()
+_mount()
 
 if __name__ == "__main__":
     app()
