@@ -7,21 +7,29 @@ CLI     := $(PY) -m opsmetrics.cli
 SIMULATE ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status test check lint format typecheck schema clean
+.PHONY: help setup tools up down status test check lint format typecheck schema generated \
+	regenerate eval-alerts eval-alerts-quick clean
 
 help:
 	@echo "make up [SIMULATE=0]  start the local stack (Kafka, topics, worker, ...), idempotent"
 	@echo "make down             stop everything make up started"
 	@echo "make status           what is running"
 	@echo "make test             the whole test suite (installs what it needs)"
-	@echo "make check           lint, format check, type check, generated files current"
+	@echo "make check            lint, format check, type check, generated files current"
+	@echo "make eval-alerts      alert quality over simulated years (docs/alert-quality.md)"
+	@echo "make regenerate       rules and dashboards from their generators"
 
 setup: .venv/.synced
 
 .venv/.synced: pyproject.toml uv.lock
 	stack/bootstrap.sh
 
-up: setup
+# Prometheus, promtool, Alertmanager and amtool from Debian's packages (as root).
+tools:
+	@command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null \
+	  || sh prometheus/install.sh
+
+up: setup tools
 	$(CLI) up $(if $(filter 0,$(SIMULATE)),--no-simulate,--simulate)
 
 down: setup
@@ -30,7 +38,7 @@ down: setup
 status: setup
 	$(CLI) status
 
-check: lint typecheck schema
+check: lint typecheck schema generated
 
 lint: setup
 	.venv/bin/ruff check .
@@ -41,12 +49,30 @@ format: setup
 	.venv/bin/ruff check --fix .
 
 typecheck: setup
-	.venv/bin/mypy opsmetrics services streams stack
+	.venv/bin/mypy opsmetrics services streams stack alerts_eval dashboards
 
 schema: setup
 	$(CLI) contract schema --check
 
-test: setup check
+# Generated files are committed; CI regenerates them and fails on a difference.
+generated: setup
+	$(PY) -m alerts_eval generate-rules --check
+	$(PY) -m dashboards --check
+	$(PY) -m services.ingest.openapi --check
+
+regenerate: setup
+	$(CLI) contract schema
+	$(PY) -m alerts_eval generate-rules
+	$(PY) -m dashboards
+	$(PY) -m services.ingest.openapi
+
+eval-alerts: setup tools
+	$(PY) -m alerts_eval run
+
+eval-alerts-quick: setup tools
+	$(PY) -m alerts_eval run --quick
+
+test: setup tools check
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean: down

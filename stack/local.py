@@ -7,6 +7,9 @@ reverse order. Every part's pid and log live in the run directory (``.run/``).
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import sys
 import time
 import urllib.request
@@ -71,6 +74,7 @@ def processes(settings: Settings, simulate: bool) -> list[ManagedProcess]:
         ),
     ]
     parts = [p for p in parts if _available(p.name)]
+    parts += monitoring(settings)
     if simulate:
         # A fresh seed each start: live ids never repeat those of an earlier run.
         seed = str(int(time.time()))
@@ -83,6 +87,61 @@ def processes(settings: Settings, simulate: bool) -> list[ManagedProcess]:
             )
         )
     return parts
+
+
+PROMETHEUS_URL = "http://127.0.0.1:9090"
+ALERTMANAGER_URL = "http://127.0.0.1:9093"
+
+
+def monitoring(settings: Settings) -> list[ManagedProcess]:
+    """Prometheus (40 days of retention) and Alertmanager, when Debian's binaries exist."""
+    if not (shutil.which("prometheus") and shutil.which("prometheus-alertmanager")):
+        return []
+    run = settings.data_dir
+    return [
+        ManagedProcess(
+            "alertmanager",
+            [
+                "prometheus-alertmanager",
+                f"--config.file={run / 'alertmanager.yml'}",
+                f"--storage.path={run / 'alertmanager'}",
+                "--web.listen-address=127.0.0.1:9093",
+                "--cluster.listen-address=",  # no gossip: 9094 is Kafka's controller
+            ],
+            run,
+            ready=lambda: _http_ok(f"{ALERTMANAGER_URL}/-/ready"),
+            where=ALERTMANAGER_URL,
+        ),
+        ManagedProcess(
+            "prometheus",
+            [
+                "prometheus",
+                f"--config.file={PROJECT_ROOT / 'prometheus' / 'prometheus.yml'}",
+                f"--storage.tsdb.path={run / 'prometheus'}",
+                "--storage.tsdb.retention.time=40d",
+                "--web.listen-address=127.0.0.1:9090",
+            ],
+            run,
+            ready=lambda: _http_ok(f"{PROMETHEUS_URL}/-/ready"),
+            where=PROMETHEUS_URL,
+        ),
+    ]
+
+
+def render_alertmanager_config(settings: Settings) -> None:
+    """Render alertmanager/alertmanager.yml.tmpl with the environment into the run dir."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "alertmanager" / "render.py"),
+            "--output",
+            str(settings.data_dir / "alertmanager.yml"),
+        ],
+        check=True,
+        env=dict(os.environ),
+        timeout=30,
+    )
 
 
 def _available(name: str) -> bool:
@@ -99,6 +158,7 @@ def up(settings: Settings, simulate: bool = True) -> list[Part]:
     kafka.wait_ready(timeout_s=120)
     ensure_topics(settings)
     out = [Part("kafka", True, kafka.bootstrap)]
+    render_alertmanager_config(settings)
     for proc in processes(settings, simulate):
         proc.start()
         out.append(Part(proc.name, True, proc.where))
