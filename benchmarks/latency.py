@@ -8,7 +8,6 @@ Usage: .venv/bin/python benchmarks/latency.py [samples]
 from __future__ import annotations
 
 import statistics
-import subprocess
 import sys
 import time
 import urllib.request
