@@ -46,7 +46,11 @@ def test_events_over_http_land_on_kafka_exactly_once(
     kafka_settings: Settings, tmp_path: Path
 ) -> None:
     events = simulated_events(kafka_settings, 1200)
-    with ingest_server(kafka_settings, tmp_path) as (server, tokens):
+    # more than one burst: this test is about delivery, not the rate limit
+    with ingest_server(kafka_settings, tmp_path, rate_per_s=10_000, burst=10_000) as (
+        server,
+        tokens,
+    ):
         results = send_batches(server.base_url, tokens["rms-test"], events)
         status, body, _ = post_events(server.base_url, tokens["rms-test"], event("arrest.made"))
     assert status == 202, body
