@@ -207,6 +207,41 @@ def commander() -> db.Dashboard:
             w=8,
         )
     )
+    d = d.with_panel(
+        _table(
+            "Financial year: to date vs last year",
+            [
+                Query(
+                    f"sum by (measure, period) (ops_period_units{{{SEL}}})",
+                    "{{measure}} {{period}}",
+                    instant=True,
+                )
+            ],
+            "short",
+            "This financial year to date, last year to the same date, and last year in full "
+            "(from 1 April, in the configured time zone), from the stream's day buckets.",
+            w=24,
+        )
+        .with_transformation(
+            dm.DataTransformerConfig(
+                id_val="groupingToMatrix",
+                options={"columnField": "period", "rowField": "measure", "valueField": "Value"},
+            )
+        )
+        .with_transformation(
+            dm.DataTransformerConfig(
+                id_val="organize",
+                options={
+                    "renameByName": {
+                        "measure\\period": "Measure",
+                        "fy": "This FY to date",
+                        "previous_fy_to_date": "Last FY to same date",
+                        "previous_fy": "Last FY (full year)",
+                    }
+                },
+            )
+        )
+    )
     d = d.with_row(db.Row("Alerts and freshness"))
     d = d.with_panel(
         _table("Firing alerts", [FIRING], "short", "Alerts firing now (Watchdog hidden).", w=12)
