@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 import yaml
 
-from alerts_eval.params import EXPECTED, WEEK_SECONDS
+from alerts_eval.params import EXPECTED, PARTITION_ACTIVE, SOURCE_PARTITIONS, WEEK_SECONDS
 from alerts_eval.simulate import DAY
 
 CHUNK_WEEKS = 12
@@ -98,7 +98,8 @@ def write_openmetrics(
     per_year: dict[str, float],
     end: int,
 ) -> int:
-    """Write counters (one series per force and division) and the rate gauge.
+    """Write counters (one series per force and division), the rate gauge, and
+    the partition-coverage gauges of one worker owning the only partition.
 
     ``chunks`` maps force -> division -> sorted event times (seconds from the
     start). Returns the number of samples written.
@@ -126,6 +127,11 @@ def write_openmetrics(
                 lines = [f"{EXPECTED}{{{labels}}} {rate} {EPOCH + int(t)}\n" for t in keep]
                 out.writelines(lines)
                 samples += len(lines)
+        for name, labels in ((PARTITION_ACTIVE, '{partition="0"}'), (SOURCE_PARTITIONS, "")):
+            out.write(f"# TYPE {name} gauge\n")
+            lines = [f"{name}{labels} 1 {EPOCH + int(t)}\n" for t in keep]
+            out.writelines(lines)
+            samples += len(lines)
         out.write("# EOF\n")
     return samples
 

@@ -86,4 +86,8 @@ LEVELS: tuple[Level, ...] = (
 )
 
 COUNTER = "ops_referrals_received_total"
+PARTITION_ACTIVE = "ops_worker_partition_active"
+"""1 per source partition a worker exports counts for (see streams/collector.py)."""
+SOURCE_PARTITIONS = "ops_source_partitions"
+"""Partitions of each contract topic; coverage is exact when each is exported once."""
 EXPECTED = "ops_referrals_expected_per_year"

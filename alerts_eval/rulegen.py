@@ -18,8 +18,10 @@ from alerts_eval.params import (
     HISTORY_WEEKS,
     KEEP_FIRING_FOR,
     LEVELS,
+    PARTITION_ACTIVE,
     PRIOR_WEEKS,
     SEVERITIES,
+    SOURCE_PARTITIONS,
     WEEK_SECONDS,
     WINDOWS,
     YEAR_SECONDS,
@@ -53,9 +55,28 @@ def _total(level: Level, offset: int = 0) -> str:
     return f"sum by ({by}) ({COUNTER}{off})"
 
 
+def coverage_expr(offset: int = 0) -> str:
+    """Non-empty when every source partition is exported by exactly one worker.
+
+    A sum of counters over workers is exact only then: during a rebalance a
+    partition may be exported by no worker (its tables are being restored) or,
+    briefly, by two. Without the guard a dip at the window's old edge would make
+    the count jump by a whole partition's history ``W`` later, a false page.
+    """
+    off = f" offset {duration(offset)}" if offset else ""
+    per = f"count by (partition) ({PARTITION_ACTIVE}{off})"
+    return f"(count({per}) == max({SOURCE_PARTITIONS}{off}) and on() max({per}) == 1)"
+
+
 def count_expr(level: Level, window: Window) -> str:
-    """Referrals received in the last ``window`` (an exact integer)."""
-    return f"({_total(level)} - {_total(level, window.seconds)})"
+    """Referrals received in the last ``window`` (an exact integer).
+
+    Each end of the difference is taken only where partition coverage was exact
+    (:func:`coverage_expr`); otherwise the count is empty and the alert silent.
+    """
+    now = f"{_total(level)} and on() {coverage_expr()}"
+    then = f"{_total(level, window.seconds)} and on() {coverage_expr(window.seconds)}"
+    return f"(({now})\n  - ({then}))"
 
 
 def expected_expr(level: Level, window: Window) -> str:
