@@ -23,6 +23,8 @@ import yaml
 from stack.kafka import free_port
 from stack.processes import stop_group, wait_until
 
+PROMTOOL_BACKFILL = ("promtool", "tsdb", "create-blocks-from", "openmetrics", "-q")
+
 
 class Webhook:
     """An HTTP server on loopback that keeps every Alertmanager notification."""
@@ -45,6 +47,15 @@ class Webhook:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    def firing(self, alertname: str) -> list[tuple[str, dict[str, str]]]:
+        """(receiver, labels) of every firing ``alertname`` notified so far."""
+        return [
+            (str(n.get("receiver")), a["labels"])
+            for n in list(self.received)
+            for a in n.get("alerts", [])
+            if a.get("status") == "firing" and a["labels"].get("alertname") == alertname
+        ]
 
     def alertnames(self) -> set[str]:
         """Names of every alert notified so far (firing)."""
@@ -108,9 +119,14 @@ def monitoring(
     rule_files: Sequence[Path],
     alertmanager_config: dict[str, Any] | None = None,
     interval: str = "1s",
+    history: Path | None = None,
 ) -> Iterator[tuple[Prometheus, str]]:
     """Run Prometheus scraping ``worker_urls`` with ``rule_files`` (and an Alertmanager
-    with ``alertmanager_config`` when given). Yields (Prometheus, Alertmanager URL or "")."""
+    with ``alertmanager_config`` when given). Yields (Prometheus, Alertmanager URL or "").
+
+    ``history`` is an OpenMetrics file backfilled into the TSDB (``promtool tsdb
+    create-blocks-from openmetrics``) before Prometheus starts, for rules that look
+    weeks back; retention is long enough to keep it."""
     procs: list[subprocess.Popen[bytes]] = []
     am_url = ""
     try:
@@ -152,6 +168,12 @@ def monitoring(
             **({"alerting": alerting} if alerting else {}),
         }
         (prom_dir / "prometheus.yml").write_text(yaml.safe_dump(config))
+        if history is not None:
+            subprocess.run(
+                [*PROMTOOL_BACKFILL, str(history), str(prom_dir / "data")],
+                check=True,
+                capture_output=True,
+            )
         url = f"http://127.0.0.1:{port}"
         procs.append(
             _start(
@@ -159,6 +181,7 @@ def monitoring(
                     "prometheus",
                     f"--config.file={prom_dir / 'prometheus.yml'}",
                     f"--storage.tsdb.path={prom_dir / 'data'}",
+                    "--storage.tsdb.retention.time=60d",
                     f"--web.listen-address=127.0.0.1:{port}",
                 ],
                 prom_dir / "log.txt",
