@@ -40,13 +40,27 @@ def messages_done(samples: list[Samples]) -> int:
 
 
 def wait_done(workers: list[Worker], expected: int, timeout_s: float = 180) -> list[Samples]:
+    """Wait until the workers account for exactly ``expected`` messages.
+
+    More than ``expected`` can show for a moment while two workers hand a
+    partition over, so only a count that never settles fails; the failure says
+    whether messages were missing or counted twice.
+    """
+    seen: list[int] = []
+
     def check() -> list[Samples] | None:
         samples = [w.metrics() for w in workers]
-        done = messages_done(samples)
-        assert done <= expected, f"more messages accounted for ({done}) than sent ({expected})"
-        return samples if done == expected else None
+        seen.append(messages_done(samples))
+        return samples if seen[-1] == expected else None
 
-    return wait_for(check, timeout_s, f"{expected} messages accounted for")
+    try:
+        return wait_for(check, timeout_s, f"{expected} messages accounted for")
+    except AssertionError:
+        last = seen[-1] if seen else None
+        problem = "counted twice" if last is not None and last > expected else "missing"
+        raise AssertionError(
+            f"messages {problem}: {last} accounted for, {expected} sent (after {timeout_s} s)"
+        ) from None
 
 
 def assert_totals(samples: list[Samples], events: list) -> None:
