@@ -21,7 +21,7 @@ from kafka.errors import KafkaError
 from opsmetrics.settings import Settings
 from services.contract.classify import Accepted, Classifier, Rejected
 from services.contract.events import TOPIC_OF, EventType
-from services.topics import KafkaUnavailable
+from services.kafka_access import KafkaUnavailable, check_credentials
 
 log = structlog.get_logger(__name__)
 
@@ -66,6 +66,7 @@ class Publisher:
             {force: f.divisions for force, f in settings.forces.items()},
         )
         timeout_ms = int(settings.kafka_request_timeout_s * 1000)
+        check_credentials(settings)  # refused credentials: a clear error at once
         try:
             self._producer = KafkaProducer(
                 **settings.kafka_client_options(),
