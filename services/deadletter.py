@@ -11,8 +11,8 @@ first sighting) and a ``replay_of`` header naming the dead letter.
 Replaying twice counts nothing twice, for two independent reasons:
 
 * a ledger topic (``<prefix>deadletter-replayed``, compacted) records every dead
-  letter replayed, by its dead-letter partition and offset, after Kafka confirmed
-  the copies; a later replay skips them, so nothing is sent again;
+  letter replayed, by the source position it names, after Kafka confirmed the
+  copies; a later replay skips them, so nothing is sent again;
 * should a replay die between the copies and the ledger write, the next one sends
   them again and the stream counts each ``event_id`` once (de-duplication, 30 days
   at least).
@@ -64,13 +64,20 @@ class DeadLetter:
     key: bytes | None
     value: bytes | None
     source_topic: str
+    source_partition: str
+    source_offset: str
     reason: str
     field: str
 
     @property
+    def source(self) -> tuple[str, str, str]:
+        """The rejected message's position: one message, however often dead-lettered."""
+        return (self.source_topic, self.source_partition, self.source_offset)
+
+    @property
     def ledger_key(self) -> str:
-        """This dead letter's key in the ledger: ``<partition>:<offset>``."""
-        return f"{self.partition}:{self.offset}"
+        """Its key in the ledger: the source position ``<topic>:<partition>:<offset>``."""
+        return ":".join(self.source)
 
 
 @dataclass
@@ -140,18 +147,30 @@ def _read(settings: Settings, topic: str) -> Iterator[Any]:
 
 
 def dead_letters(settings: Settings) -> Iterator[DeadLetter]:
-    """Every dead letter, in partition and offset order within each partition."""
+    """Every rejected message once, in offset order within each dead-letter partition.
+
+    The stream dead-letters at least once: a worker that crashed before committing
+    its offsets reads a rejected message again and dead-letters it again. Copies name
+    the same source position; only the first is returned.
+    """
+    seen: set[tuple[str, str, str]] = set()
     for r in _read(settings, deadletter_topic(settings)):
-        yield DeadLetter(
+        letter = DeadLetter(
             partition=r.partition,
             offset=r.offset,
             timestamp=datetime.fromtimestamp(r.timestamp / 1000, UTC),
             key=r.key,
             value=r.value,
             source_topic=_header(r.headers, "source_topic"),
+            source_partition=_header(r.headers, "source_partition"),
+            source_offset=_header(r.headers, "source_offset"),
             reason=_header(r.headers, "reason"),
             field=_header(r.headers, "field"),
         )
+        if letter.source in seen:
+            continue
+        seen.add(letter.source)
+        yield letter
 
 
 def replayed_keys(settings: Settings) -> set[str]:

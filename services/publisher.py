@@ -120,9 +120,15 @@ class Publisher:
         ]
         return self._confirm(futures)
 
-    def send_raw(self, topic: str, key: bytes | None, value: bytes | None) -> Delivery:
-        """Send bytes unchecked (dead-letter replay and tests only) and confirm."""
-        future = self._producer.send(topic, key=key, value=value)
+    def send_raw(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Delivery:
+        """Send bytes unchecked (tests and tools only) and confirm."""
+        future = self._producer.send(topic, key=key, value=value, headers=headers)
         return self._confirm([((key or b"").decode(errors="replace"), future)])[0]
 
     def _confirm(self, futures: list[tuple[str, Any]]) -> list[Delivery]:

@@ -22,7 +22,7 @@ from kafka import KafkaConsumer, TopicPartition
 from opsmetrics.settings import Settings
 from services.deadletter import dead_letters
 from services.publisher import Publisher, encode
-from services.topics import ensure_topics, event_topics
+from services.topics import deadletter_topic, ensure_topics, event_topics
 from tests.reliability.cli_env import FORCE, opsmetrics, recent_events, write_forces
 from tests.stream.test_stream import assert_totals, messages_done, wait_done
 from tests.workers import Samples, WorkerPool
@@ -130,6 +130,18 @@ def _scenario(
     dead = {"unknown_division": len(north) + TWICE, "schema": SCHEMA, "malformed": MALFORMED}
     assert _rejected(samples) == dead
     assert_totals(samples, valid)
+
+    # A worker killed before committing dead-letters a message again: one more copy.
+    copy = next(d for d in dead_letters(before) if d.reason == "unknown_division")
+    with Publisher(before) as pub:
+        headers = [
+            ("source_topic", copy.source_topic.encode()),
+            ("source_partition", copy.source_partition.encode()),
+            ("source_offset", copy.source_offset.encode()),
+            ("reason", copy.reason.encode()),
+            ("field", copy.field.encode()),
+        ]
+        pub.send_raw(deadletter_topic(before), copy.key, copy.value, headers)
 
     # With the old configuration nothing would be replayed: the cause is not fixed yet.
     dry = opsmetrics(before, "deadletter", "replay", "--reason=unknown_division", "--dry-run")
