@@ -55,11 +55,12 @@ def _table(summary: Summary, replaying: bool, dry_run: bool = False) -> None:
         (r, t, str(n), str(now_), str(a), str(s)) if replaying else (r, t, str(n), str(a))
         for r, t, n, now_, a, s in summary.rows()
     ]
+    if not rows:
+        typer.echo("(no dead letters match)")
+        return
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
     for row in (head, *rows):
         typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-    if not rows:
-        typer.echo("(no dead letters match)")
 
 
 @deadletter_app.command("list")

@@ -99,6 +99,9 @@ def test_publisher_and_worker_count_over_scram(scram_broker: KafkaBroker, tmp_pa
             "children_safeguarded": want.get("ops_children_safeguarded_total", 0),
             "referrals_received": want.get("ops_referrals_received_total", 0),
         }
+        listing = opsmetrics(settings, "deadletter", "list")  # kafka-python consumer
+        assert listing.returncode == 0, listing.stderr
+        assert "(no dead letters match)" in listing.stdout
     finally:
         pool.stop_all()
     logs = "".join(w.log.read_text(errors="replace") for w in pool.workers)
