@@ -1,4 +1,4 @@
-"""Scenario 9: no personal data in /metrics or in the worker's logs.
+"""Scenario 9: no personal data in /metrics or in the logs of the worker and the ingest API.
 
 A real worker reads valid events mixed with hostile messages that carry a made-up
 name and address in every place a sender could put them: free text in fields,
@@ -16,14 +16,19 @@ other encodings, oversized values. Then:
 
 from __future__ import annotations
 
+import os
 import platform
 import re
+import signal
+import subprocess
+import sys
 import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
+import httpx
 import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -40,14 +45,18 @@ from services.contract.events import (
     EventType,
 )
 from services.deadletter import dead_letters
+from services.ingest.metrics import LATENCY_BUCKETS, OUTCOMES, STATUSES
 from services.publisher import Publisher, encode
 from services.topics import deadletter_topic, ensure_topics, event_topics
+from stack.kafka import free_port
 from streams.app import DELAY_BUCKETS
 from streams.periods import MEASURES, PERIODS
 from streams.view import WINDOWS
-from tests.reliability.cli_env import FORCE, recent_events, write_forces
+from tests.ingest.support import event as support_event
+from tests.ingest.support import post_events, write_sources
+from tests.reliability.cli_env import FORCE, environment, recent_events, write_forces
 from tests.stream.test_stream import assert_totals, wait_done
-from tests.workers import WorkerPool
+from tests.workers import WorkerPool, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -225,3 +234,95 @@ def test_no_personal_data_in_metrics_or_logs(kafka_bootstrap: str, tmp_path: Pat
     assert len(letters) == sum(reasons.values())
     text = [v.decode("utf-8", "replace").replace("\x00", "") for v in letters]  # UTF-16 too
     assert all(MARKERS.search(t) for t in text)
+
+
+def test_no_personal_data_in_ingest_metrics_or_logs(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """The same hostile content posted to a real ``opsmetrics ingest`` process."""
+    settings = Settings(
+        kafka_bootstrap=kafka_bootstrap,
+        topic_prefix=f"pi{uuid.uuid4().hex[:6]}.",
+        forces_file=write_forces(tmp_path / "forces.toml", {FORCE: ["east", "south", "west"]}),
+        data_dir=tmp_path / "run",
+        log_format="console",
+    )
+    ensure_topics(settings)
+    tokens = write_sources(tmp_path / "sources.toml")
+    token = tokens["rms-test"]
+    port = free_port()
+    env = environment(
+        settings,
+        OPS_INGEST_PORT=str(port),
+        OPS_INGEST_SOURCES_FILE=str(tmp_path / "sources.toml"),
+    )
+    log_file = tmp_path / "ingest.log"
+    base = f"http://127.0.0.1:{port}"
+    with log_file.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "opsmetrics.cli", "ingest"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(
+            lambda: httpx.get(f"{base}/health", timeout=5).status_code == 200,
+            60,
+            "the ingest API healthy",
+        )
+        ok = support_event("arrest.made")
+        hostile = [
+            ok | {"suspect": NAME},
+            ok | {NAME: ADDRESS},
+            ok | {"operation": f"{NAME}, {ADDRESS}"},
+            ok | {"event_id": f"{NAME} {ADDRESS}"},
+            ok | {"type": NAME},
+            ok | {"division": SLUG},
+            ok | {"persons": NAME},
+            ok | {"occurred_at": ADDRESS},
+            ok | {"notes": f"{NAME} {ADDRESS} " * 3000},
+            [NAME, ADDRESS],
+        ]
+        status, body, _ = post_events(base, token, hostile)
+        assert status == 207, body
+        assert all(r["outcome"] == "rejected" for r in body["results"]), body
+        forbidden = post_events(base, token, ok | {"force": SLUG})  # not this source's force
+        assert forbidden[0] == 403, forbidden
+        accepted = support_event("arrest.made", operation=SLUG)  # a name as a valid slug
+        assert post_events(base, token, accepted)[0] == 202
+        not_json = httpx.post(
+            f"{base}/v1/events",
+            content=f"{NAME}, {ADDRESS}".encode(),
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert not_json.status_code == 400
+        metrics = httpx.get(f"{base}/metrics", timeout=10).text
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+    assert not MARKERS.search(metrics), MARKERS.findall(metrics)
+    allowed = {
+        "status": {str(s) for s in STATUSES},
+        "source": set(tokens),
+        "outcome": set(OUTCOMES),
+        "reason": {"", *(r.value for r in RejectReason)},
+        "le": {floatToGoString(b) for b in LATENCY_BUCKETS} | {"+Inf"},
+    }
+    for family in text_string_to_metric_families(metrics):
+        for sample in family.samples:
+            for name, value in sample.labels.items():
+                assert value in allowed.get(name, set()), f"{sample.name}: {name}={value!r}"
+
+    log = log_file.read_text(errors="replace")
+    assert not MARKERS.search(log), [line for line in log.splitlines() if MARKERS.search(line)][:5]
+    per_event = 0
+    for line in filter(str.strip, log.splitlines()):
+        fields = _structured(line)
+        if fields["event"] in {"event_rejected", "event_result"}:
+            per_event += 1
+            extra = set(fields) - META_KEYS - {"source", "event_id", "type", "reason", "field"}
+            assert not extra - {"outcome"}, f"log line carries {sorted(extra)}: {line}"
+            assert fields.get("event_id") is None or EVENT_ID.match(fields["event_id"]), line
+            assert fields.get("field") in {None, *KNOWN_FIELDS}, line
+    assert per_event >= len(hostile)  # the scan saw every rejection
