@@ -342,11 +342,13 @@ def status() -> None:
 
 def _mount() -> None:
     """Mount the sub-commands that live beside the code they drive."""
+    from services.deadletter_cli import deadletter_app
     from services.ingest.cli import ingest, ingest_token
     from services.report import report
     from stack.kafka_cli import kafka_app
 
     app.add_typer(kafka_app, name="kafka", help="The local Kafka broker.")
+    app.add_typer(deadletter_app, name="deadletter")
     app.command("report")(report)
     app.command("ingest")(ingest)
     app.command("ingest-token")(ingest_token)

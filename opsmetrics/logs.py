@@ -42,3 +42,5 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     root.setLevel(level)
     for noisy in ("kafka", "aiokafka", "faust", "mode"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # Warns on every SCRAM login without TLS, though SCRAM never sends the password.
+    logging.getLogger("kafka.net.sasl.scram").setLevel(logging.ERROR)

@@ -184,11 +184,13 @@ class Settings(BaseSettings):
         return f"{self.topic_prefix}{short}"
 
     def kafka_client_options(self) -> dict[str, object]:
-        """Connection options common to kafka-python and aiokafka clients."""
+        """Connection options of kafka-python clients (aiokafka: drop ``ssl_cafile``)."""
         opts: dict[str, object] = {
             "bootstrap_servers": self.kafka_bootstrap.split(","),
             "security_protocol": self.kafka_security_protocol,
         }
+        if self.kafka_ssl_cafile and self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            opts["ssl_cafile"] = str(self.kafka_ssl_cafile)
         if self.kafka_sasl_mechanism:
             opts["sasl_mechanism"] = self.kafka_sasl_mechanism
             opts["sasl_plain_username"] = self.kafka_sasl_username
@@ -219,6 +221,16 @@ def load_settings() -> Settings:
             "OPS_KAFKA_SASL_USERNAME",
             "a SASL mechanism is set without a username and password",
             "set OPS_KAFKA_SASL_USERNAME and OPS_KAFKA_SASL_PASSWORD",
+        )
+    sasl_protocol = settings.kafka_security_protocol.startswith("SASL_")
+    if sasl_protocol != bool(settings.kafka_sasl_mechanism):
+        raise ConfigError(
+            "environment / .env",
+            "OPS_KAFKA_SASL_MECHANISM",
+            f"OPS_KAFKA_SECURITY_PROTOCOL is {settings.kafka_security_protocol} but the SASL "
+            f"mechanism is {settings.kafka_sasl_mechanism or 'unset'}",
+            "use SASL_PLAINTEXT or SASL_SSL together with a SASL mechanism, "
+            "PLAINTEXT or SSL without one",
         )
     _ = settings.forces  # fail fast on a bad forces file
     return settings

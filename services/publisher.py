@@ -21,7 +21,7 @@ from kafka.errors import KafkaError
 from opsmetrics.settings import Settings
 from services.contract.classify import Accepted, Classifier, Rejected
 from services.contract.events import TOPIC_OF, EventType
-from services.topics import KafkaUnavailable
+from services.kafka_access import KafkaUnavailable, check_credentials
 
 log = structlog.get_logger(__name__)
 
@@ -66,6 +66,7 @@ class Publisher:
             {force: f.divisions for force, f in settings.forces.items()},
         )
         timeout_ms = int(settings.kafka_request_timeout_s * 1000)
+        check_credentials(settings)  # refused credentials: a clear error at once
         try:
             self._producer = KafkaProducer(
                 **settings.kafka_client_options(),
@@ -119,9 +120,15 @@ class Publisher:
         ]
         return self._confirm(futures)
 
-    def send_raw(self, topic: str, key: bytes | None, value: bytes | None) -> Delivery:
-        """Send bytes unchecked (dead-letter replay and tests only) and confirm."""
-        future = self._producer.send(topic, key=key, value=value)
+    def send_raw(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Delivery:
+        """Send bytes unchecked (tests and tools only) and confirm."""
+        future = self._producer.send(topic, key=key, value=value, headers=headers)
         return self._confirm([((key or b"").decode(errors="replace"), future)])[0]
 
     def _confirm(self, futures: list[tuple[str, Any]]) -> list[Delivery]:

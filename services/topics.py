@@ -10,6 +10,9 @@ from kafka.errors import KafkaError
 
 from opsmetrics.settings import Settings
 from services.contract.events import DEADLETTER_TOPIC, TOPIC_OF, EventType
+from services.kafka_access import KafkaAuthenticationFailed as KafkaAuthenticationFailed
+from services.kafka_access import KafkaUnavailable as KafkaUnavailable  # callers catch it here
+from services.kafka_access import check_credentials
 
 log = structlog.get_logger(__name__)
 
@@ -23,10 +26,6 @@ DEADLETTER_RETENTION_MS = 90 * 24 * 3600 * 1000
 EVENT_TOPIC_CONFIG = {"retention.ms": "-1", "message.timestamp.type": "LogAppendTime"}
 
 
-class KafkaUnavailable(Exception):
-    """The broker could not be reached within the configured time."""
-
-
 def event_topics(settings: Settings) -> dict[str, EventType]:
     """Full topic name -> the event type it carries."""
     return {settings.topic(short): etype for etype, short in TOPIC_OF.items()}
@@ -38,7 +37,11 @@ def deadletter_topic(settings: Settings) -> str:
 
 
 def admin_client(settings: Settings, timeout_s: float | None = None) -> KafkaAdminClient:
-    """An admin client, or :class:`KafkaUnavailable` within ``timeout_s``."""
+    """An admin client, or :class:`KafkaUnavailable` within ``timeout_s``.
+
+    Refused SASL credentials raise :class:`KafkaAuthenticationFailed` at once.
+    """
+    check_credentials(settings)
     timeout_ms = int((timeout_s or settings.kafka_request_timeout_s) * 1000)
     try:
         return KafkaAdminClient(

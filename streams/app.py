@@ -33,6 +33,7 @@ from prometheus_client import (
 
 from opsmetrics.settings import Settings
 from services.contract.classify import Classifier
+from services.kafka_access import ssl_context
 from services.topics import deadletter_topic, event_topics
 from streams import api
 from streams.collector import StreamCollector
@@ -117,7 +118,7 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
     app = faust.App(
         f"{settings.topic_prefix}stream",
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
-        broker_credentials=_credentials(settings),
+        broker_credentials=credentials(settings),
         store="memory://",
         topic_partitions=partitions,
         topic_replication_factor=settings.topic_replication,
@@ -364,12 +365,21 @@ def _tolerance(settings: Settings) -> Any:
     return timedelta(seconds=settings.future_tolerance_s)
 
 
-def _credentials(settings: Settings) -> Any:
-    if not settings.kafka_sasl_mechanism:
-        return None
-    password = settings.kafka_sasl_password
-    return faust.SASLCredentials(
-        username=settings.kafka_sasl_username,
-        password=password.get_secret_value() if password else None,
-        mechanism=settings.kafka_sasl_mechanism,
-    )
+def credentials(settings: Settings) -> Any:
+    """Faust's broker credentials for the configured security protocol (None: plaintext).
+
+    Faust picks the protocol from the credentials' type: SASL over TLS needs the
+    SSL context, TLS alone is :class:`faust.SSLCredentials`.
+    """
+    context = ssl_context(settings)
+    if settings.kafka_sasl_mechanism:
+        password = settings.kafka_sasl_password
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=password.get_secret_value() if password else None,
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None

@@ -316,12 +316,13 @@ def changelog_topic(settings: Settings) -> str:
 
 def aiokafka_options(settings: Settings) -> dict[str, Any]:
     """Connection options for aiokafka clients (TLS through an SSL context)."""
-    opts: dict[str, Any] = dict(settings.kafka_client_options())
-    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
-        from aiokafka.helpers import create_ssl_context
+    from services.kafka_access import ssl_context
 
-        cafile = str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
-        opts["ssl_context"] = create_ssl_context(cafile=cafile)
+    opts: dict[str, Any] = dict(settings.kafka_client_options())
+    opts.pop("ssl_cafile", None)  # kafka-python's option; aiokafka takes a context
+    context = ssl_context(settings)
+    if context is not None:
+        opts["ssl_context"] = context
     return opts
 
 

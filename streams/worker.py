@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import faust
 
+from opsmetrics import logs
 from opsmetrics.settings import Settings
 from services.topics import source_partitions
 from streams.app import create_app
@@ -14,5 +17,16 @@ def run(settings: Settings) -> None:
     partitions = source_partitions(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app, _ = create_app(settings, partitions)
-    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
+
+    class Worker(faust.Worker):
+        """Faust's worker, logging through our structured handler (OPS_LOG_FORMAT)."""
+
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            # Faust installs its own plain-text handler on start; put ours back, or
+            # every line after start-up would be "[time] [pid] [LEVEL] {dict}". No
+            # progress spinner either: its control characters would break JSON lines.
+            self.spinner = None
+            logs.configure(settings.log_level, settings.log_format)
+
+    worker = Worker(app, loglevel=settings.log_level.lower(), quiet=True)
     worker.execute_from_commandline()

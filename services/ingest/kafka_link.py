@@ -21,6 +21,7 @@ from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from opsmetrics.settings import Settings
+from services.kafka_access import KafkaAuthenticationFailed, check_credentials
 from services.publisher import Delivery, PublishError
 from services.topics import KafkaUnavailable, event_topics
 
@@ -42,6 +43,10 @@ class PublisherLike(Protocol):
 def probe_kafka(settings: Settings, timeout_s: float) -> str | None:
     """None if Kafka answers and the event topics exist, else what is wrong."""
     ms = max(1000, int(timeout_s * 1000))
+    try:
+        check_credentials(settings)
+    except KafkaAuthenticationFailed as exc:
+        return str(exc)
     try:
         admin = KafkaAdminClient(
             **settings.kafka_client_options(),

@@ -95,3 +95,32 @@ def test_cli_stops_with_the_message(tmp_path: Path) -> None:
     assert str(bad) in result.stderr
     assert "forces.x1.divisions" in result.stderr
     assert "Fix:" in result.stderr
+
+
+def test_sasl_mechanism_needs_a_sasl_protocol(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPS_KAFKA_SASL_MECHANISM", "SCRAM-SHA-256")
+    monkeypatch.setenv("OPS_KAFKA_SASL_USERNAME", "ops")
+    monkeypatch.setenv("OPS_KAFKA_SASL_PASSWORD", "not-checked-in")
+    with pytest.raises(ConfigError, match="SASL_PLAINTEXT or SASL_SSL") as err:
+        load_settings()
+    assert err.value.key == "OPS_KAFKA_SASL_MECHANISM"
+    monkeypatch.delenv("OPS_KAFKA_SASL_MECHANISM")
+    monkeypatch.setenv("OPS_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    with pytest.raises(ConfigError, match="mechanism is unset"):
+        load_settings()
+
+
+def test_faust_credentials_follow_the_security_protocol() -> None:
+    import faust
+
+    from streams.app import credentials
+
+    sasl = {"kafka_sasl_mechanism": "SCRAM-SHA-512", "kafka_sasl_username": "ops"}
+    plain = credentials(Settings(**sasl, kafka_security_protocol="SASL_PLAINTEXT"))
+    assert isinstance(plain, faust.SASLCredentials)
+    assert (plain.protocol.value, plain.mechanism.value) == ("SASL_PLAINTEXT", "SCRAM-SHA-512")
+    tls = credentials(Settings(**sasl, kafka_security_protocol="SASL_SSL"))
+    assert tls.protocol.value == "SASL_SSL"
+    assert tls.ssl_context is not None
+    assert isinstance(credentials(Settings(kafka_security_protocol="SSL")), faust.SSLCredentials)
+    assert credentials(Settings()) is None
