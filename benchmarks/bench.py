@@ -576,8 +576,17 @@ def main() -> None:
                 else:
                     result = in_subprocess(kind, bootstrap, prefix, total)
                 rows[kind].append(result)
-                print(f"run {run + 1}/{runs} {kind}: {result['rate']:,.0f} events/s", flush=True)
-        latency = [] if "latency" in skip else [run_latency(settings, tmp, env)]
+                extra = {k: result[k] for k in ("render_ms", "peak_rss_mb") if k in result}
+                print(
+                    f"run {run + 1}/{runs} {kind}: {result['rate']:,.0f} events/s {extra}",
+                    flush=True,
+                )
+        latency: list[dict[str, Any]] = []
+        if "latency" not in skip:
+            try:
+                latency.append(run_latency(settings, tmp, env))
+            except RuntimeError as exc:  # the worker fell behind: a result, not a crash
+                latency.append({"error": str(exc)})
     report(total, runs, rows, latency)
 
 
