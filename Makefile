@@ -8,7 +8,7 @@ SIMULATE ?= 1
 PYTEST_ARGS ?=
 
 .PHONY: help setup tools up down status test check lint format typecheck schema generated \
-	regenerate eval-alerts eval-alerts-quick clean
+	regenerate eval-alerts eval-alerts-quick bench clean
 
 help:
 	@echo "make up [SIMULATE=0]  start the local stack (Kafka, topics, worker, ...), idempotent"
@@ -77,3 +77,8 @@ test: setup tools check
 
 clean: down
 	rm -rf .run
+
+# Throughput, latency, scrape cost and memory side by side (not a test; minutes).
+# BENCH_EVENTS=50000 BENCH_RUNS=1 for a quick run; figures in the README use the defaults.
+bench: setup
+	$(PY) -m benchmarks.bench

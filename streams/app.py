@@ -11,13 +11,16 @@ partitions this worker actively owns.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
+import orjson
 import structlog
 from faust.types import TP
 from faust.web import Request, Response, View
@@ -68,30 +71,86 @@ BATCH_WITHIN_S = 0.05  # a lone live event waits at most this long for company
 class FaustTable:
     """A Faust table as :class:`~streams.counter.TableLike`: writes name their partition.
 
-    Writing through ``table.data`` and ``send_changelog(partition, ...)`` (instead of
-    ``table[key] = value``, which takes the partition of the current event) lets a
-    batch holding several partitions write each key to its own changelog partition.
+    ``put`` changes ``table.data`` at once and queues the changelog record (serialized
+    by the changelog topic, as ``send_changelog`` would); :meth:`send_pending` then
+    hands each changelog partition's records to the producer as one batch. Faust's
+    one-message-at-a-time ``send_changelog`` cost several times the counting itself
+    (docs/performance.md). Faust flushes the producer before it commits offsets, and
+    that flush covers these batches, so a commit never precedes its table writes.
     """
 
     def __init__(self, table: Any) -> None:
         self.table = table
+        self.pending: list[tuple[int, bytes, bytes | None]] = []
+        self.in_flight: list[asyncio.Future[Any]] = []
+        # The agent and the expiry timer both send: one at a time, in write order.
+        self.lock = asyncio.Lock()
 
     def get(self, key: str) -> Any:
         """The value of ``key`` or None."""
         return self.table.data.get(key)
 
     def put(self, partition: int, key: str, value: Any | None) -> None:
-        """Set or delete ``key`` and send the change to its changelog partition."""
+        """Set or delete ``key``; its changelog record waits for :meth:`send_pending`."""
+        raw_key = self._dumps(
+            key, self.table.key_serializer, self.table.changelog_topic.prepare_key
+        )
         if value is None:
             self.table.data.pop(key, None)
-            self.table.send_changelog(partition, key, None, value_serializer="raw")
+            self.pending.append((partition, raw_key, None))
         else:
             self.table.data[key] = value
-            self.table.send_changelog(partition, key, value)
+            raw_value = self._dumps(
+                value, self.table.value_serializer, self.table.changelog_topic.prepare_value
+            )
+            self.pending.append((partition, raw_key, raw_value))
+
+    @staticmethod
+    def _dumps(obj: Any, serializer: Any, prepare: Any) -> bytes:
+        # Faust's "json" codec is orjson.dumps (same bytes for str keys and lists of
+        # str and int), without its codec lookup per call.
+        if serializer == "json":
+            return orjson.dumps(obj)
+        raw: bytes = prepare(obj, serializer)[0]
+        return raw
 
     def items(self) -> Any:
         """Every key and value held in memory (all partitions, standbys included)."""
         return self.table.data.items()
+
+    async def send_pending(self) -> None:
+        """Queue the pending changelog records on the producer, one batch per partition.
+
+        Raises the error of an earlier batch that failed, so the worker stops (and its
+        uncommitted messages are replayed) rather than count without a changelog.
+        """
+        async with self.lock:
+            await self._send_pending()
+
+    async def _send_pending(self) -> None:
+        for fut in [f for f in self.in_flight if f.done()]:
+            self.in_flight.remove(fut)
+            error = fut.exception()
+            if error is not None:
+                raise error
+        if not self.pending:
+            return
+        producer = self.table.app.producer._ensure_producer()  # aiokafka's producer
+        topic = self.table.changelog_topic.get_topic_name()
+        by_partition: dict[int, list[tuple[bytes, bytes | None]]] = defaultdict(list)
+        for partition, key, value in self.pending:
+            by_partition[partition].append((key, value))
+        self.pending.clear()
+        for partition, records in by_partition.items():
+            batch = producer.create_batch()
+            for key, value in records:
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    self.in_flight.append(
+                        await producer.send_batch(batch, topic, partition=partition)
+                    )
+                    batch = producer.create_batch()
+                    batch.append(key=key, value=value, timestamp=None)
+            self.in_flight.append(await producer.send_batch(batch, topic, partition=partition))
 
 
 @dataclass
@@ -158,12 +217,12 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
         {slug: force.divisions for slug, force in settings.forces.items()},
         future_tolerance=_tolerance(settings),
     )
+    tables = (FaustTable(counts), FaustTable(seen))
     counter = EventCounter(
         classifier,
         codes,
         partitions,
-        FaustTable(counts),
-        FaustTable(seen),
+        *tables,
         settings.tz,
         on_write=state.view.set,
     )
@@ -247,9 +306,11 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
                 )
                 for e in events
             ]
-            # Synchronous: all writes of the batch are queued before its events are
+            # All writes of the batch are queued on the producer before its events are
             # acknowledged, and Faust flushes the producer before committing offsets.
             outcomes = counter.handle_batch(messages)
+            for table in tables:
+                await table.send_pending()
             for msg, outcome in zip(messages, outcomes, strict=True):
                 if outcome.result is not Result.COUNTED or outcome.type is None:
                     await _follow_up(outcome, msg)
@@ -266,6 +327,8 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
                 continue
             state.last_expired[p] = time.monotonic()
             removed = counter.expire(p, now, settings.dedup_days)
+            for table in tables:
+                await table.send_pending()
             if removed:
                 log.info("expired", partition=p, keys=removed)
 
