@@ -34,7 +34,7 @@ from prometheus_client import (
 from opsmetrics.settings import Settings
 from services.contract.classify import Classifier
 from services.topics import deadletter_topic, event_topics
-from streams import api
+from streams import api, producer_flush
 from streams.collector import StreamCollector
 from streams.counter import EventCounter, Message, Outcome, Result
 from streams.labels import BY_TYPE
@@ -109,6 +109,7 @@ class StreamState:
 
 def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamState]:
     """Build the worker's Faust app for ``settings``; source topics have ``partitions``."""
+    producer_flush.install()  # commit offsets only after every table write was sent
     state = StreamState(settings, partitions)
     topics = event_topics(settings)  # full name -> EventType
     codes = {name: BY_TYPE[etype].code for name, etype in topics.items()}
