@@ -8,13 +8,14 @@ SIMULATE ?= 1
 PYTEST_ARGS ?=
 
 .PHONY: help setup tools up down status test check lint format typecheck schema generated \
-	regenerate eval-alerts eval-alerts-quick bench clean
+	regenerate eval-alerts eval-alerts-quick bench reliability clean
 
 help:
 	@echo "make up [SIMULATE=0]  start the local stack (Kafka, topics, worker, ...), idempotent"
 	@echo "make down             stop everything make up started"
 	@echo "make status           what is running"
 	@echo "make test             the whole test suite (installs what it needs)"
+	@echo "make reliability      the fault-injection suite, report in .run/reliability.jsonl"
 	@echo "make check            lint, format check, type check, generated files current"
 	@echo "make eval-alerts      alert quality over simulated years (docs/alert-quality.md)"
 	@echo "make regenerate       rules and dashboards from their generators"
@@ -74,6 +75,10 @@ eval-alerts-quick: setup tools
 
 test: setup tools check
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+reliability: setup tools
+	mkdir -p .run && rm -f .run/reliability.jsonl
+	OPS_RELIABILITY_REPORT=.run/reliability.jsonl $(PY) -m pytest tests/reliability -q -s $(PYTEST_ARGS)
 
 clean: down
 	rm -rf .run

@@ -134,7 +134,7 @@ class Simulator:
                         force_slug,
                         division,
                         at,
-                        f"{int(hour.timestamp())}:{division}:{n}",
+                        f"{int(hour.timestamp())}:{force_slug}:{division}:{n}",
                     )
                     if start <= at < end:
                         batch.append(event)
@@ -152,7 +152,7 @@ class Simulator:
             out.append(
                 ReferralReceived(
                     version=1,
-                    event_id=f"sim:{self.seed}:spike:{int(start.timestamp())}:{division}:{n}",
+                    event_id=f"sim:{self.seed}:spike:{int(start.timestamp())}:{force}:{division}:{n}",
                     type="referral.received",
                     occurred_at=at,
                     force=force,

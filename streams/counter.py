@@ -11,7 +11,7 @@ duplicate. No instant of a ``kill -9`` can make the two disagree.
 
 Messages are applied in batches; each touched key is written once per batch.
 First sightings are written to the ``seen`` table as one value per partition per
-batch (``s|<p>|<day>|<first offset>`` -> ``[[event_id, type, offset], ...]``), and
+batch (``s|<p>|<day>|<first type><first offset>`` -> ``[[event_id, type, offset], ...]``), and
 an in-memory index (event id -> first sighting) is rebuilt from that table after
 every recovery.
 
@@ -221,7 +221,10 @@ class EventCounter:
         try:
             for partition, entries in self._sightings.items():
                 day = self._sighting_day[partition]
-                self.seen.put(partition, f"s|{partition}|{day}|{entries[0][2]}", entries)
+                # Offsets are per topic: the first sighting's type and offset name the batch.
+                first_code, first_offset = entries[0][1], entries[0][2]
+                key = f"s|{partition}|{day}|{first_code}{first_offset}"
+                self.seen.put(partition, key, entries)
             for key, (partition, value) in self._counts.items():
                 self.counts.put(partition, key, value)
                 self.on_write(key, value)

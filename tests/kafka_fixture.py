@@ -12,7 +12,9 @@ in a ``finally`` block: the ports stay the same, so ``kafka_bootstrap`` stays va
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
+from types import FrameType
 
 import pytest
 
@@ -20,6 +22,16 @@ from opsmetrics.settings import Settings
 from stack.kafka import KafkaBroker, admin_ping, free_port
 
 READY_TIMEOUT_S = 120.0
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Treat SIGTERM like Ctrl-C, so fixtures stop the broker and workers (own sessions)."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
 
 
 @pytest.fixture(scope="session")

@@ -311,4 +311,6 @@ def hostile_case(rng: random.Random, forces: dict[str, list[str]], now: datetime
         reason = "too_large"
     if rng.random() < 0.2:  # keys are not trusted either
         key = rng.choice([None, b"", rng.randbytes(rng.randrange(1, 64)), PERSONAL.encode()])
+    if key is None and value is None:
+        key = b""  # Kafka refuses a message with neither key nor value
     return Case(kind, topic, key, value, reason)

@@ -1,4 +1,4 @@
-"""Found by scenario 1: distinct simulated events must never share an event id.
+"""Regression test, found by scenario 1: distinct simulated events must never share an event id.
 
 The stream counts an event id once, so two different events with one id make one
 of them silently disappear (the truth in tests/stream/truth.py de-duplicates the
@@ -25,11 +25,6 @@ RATES = YearlyRates(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/simulator.py builds event ids from hour:division:n without the force "
-    "slug (generate() and spike()), so forces sharing a division name collide",
-)
 def test_distinct_events_of_forces_sharing_a_division_name_have_distinct_ids() -> None:
     forces = {
         "lancashire": Force(name="Lancashire", divisions=["east", "south"], rates=RATES),

@@ -208,3 +208,37 @@ def test_day_bucket_uses_local_date_across_clock_change(occurred: str) -> None:
     counter.handle(*message(e, 1, stamp=datetime(2025, 10, 27, tzinfo=UTC)))
     day = next(int(k.split("|")[4]) for k in counter.counts if "|d|" in k)
     assert datetime.fromordinal(day).date().isoformat() == "2025-10-26"
+
+
+def test_first_sightings_of_two_topics_at_one_offset_survive_a_restart() -> None:
+    """Regression (reliability scenario 4): offsets are per topic, so two batches whose
+    first sightings share a partition and an offset must not share a ``seen`` key."""
+    ref = referral(1)
+    p = canonical_partition(ref.event_id, P)
+    child = next(
+        c
+        for n in range(1000)
+        if canonical_partition(
+            (
+                c := SafeguardingAction(
+                    version=1,
+                    event_id=f"sg-unit-{n:05d}",
+                    type="safeguarding.action",
+                    occurred_at=NOW - timedelta(minutes=10),
+                    force="lancashire",
+                    division="east",
+                    source="unit-test",
+                    children=1,
+                )
+            ).event_id,
+            P,
+        )
+        == p
+    )
+    seen = DictTable()
+    counter = make(seen=seen)
+    assert counter.handle(*message(ref, 0)).result is Result.COUNTED
+    assert counter.handle(*message(child, 0)).result is Result.COUNTED
+    restarted = make(seen=seen)  # rebuilds its index from the seen table
+    assert restarted.handle(*message(ref, 7)).result is Result.DUPLICATE
+    assert restarted.handle(*message(child, 7)).result is Result.DUPLICATE
