@@ -10,8 +10,7 @@ from typing import Annotated
 
 import typer
 
-from opsmetrics import logs
-from opsmetrics.settings import ConfigError, Settings, load_settings
+from opsmetrics.settings import Settings
 from services.contract.classify import RejectReason
 from services.deadletter import ReplayError, Summary, replay, summarise
 from services.kafka_access import KafkaUnavailable
@@ -23,13 +22,10 @@ deadletter_app = typer.Typer(
 
 
 def _settings() -> Settings:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        typer.echo(f"configuration error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    logs.configure(settings.log_level, settings.log_format)
-    return settings
+    # The main CLI's loader (imported here: opsmetrics.cli mounts this module).
+    from opsmetrics.cli import settings
+
+    return settings()
 
 
 def _when(value: str | None, option: str) -> datetime | None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from opsmetrics.settings import Settings
 from services.simulator import Simulator
+from tests.reliability import common
 
 #: One force with three divisions: small label sets, quick scrapes.
 FORCE = "lancashire"
@@ -30,18 +31,8 @@ RATES = {
 
 def write_forces(path: Path, divisions: dict[str, list[str]]) -> Path:
     """A forces TOML with these forces (slug -> divisions) and dense simulator rates."""
-    lines: list[str] = []
-    for slug, divs in divisions.items():
-        lines += [
-            f"[forces.{slug}]",
-            f'name = "{slug.title()} Police"',
-            "divisions = [" + ", ".join(f'"{d}"' for d in divs) + "]",
-            f"[forces.{slug}.rates]",
-            *(f"{k} = {v}" for k, v in RATES.items()),
-            "",
-        ]
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
+    named = {slug: (f"{slug.title()} Police", divs) for slug, divs in divisions.items()}
+    return common.write_forces(path, named, RATES)
 
 
 def security_env(settings: Settings) -> dict[str, str]:

@@ -86,8 +86,12 @@ YEARLY: Final = {
 }
 
 
-def write_forces(path: Path, forces: dict[str, tuple[str, list[str]]] | None = None) -> Path:
-    """Write a forces TOML (``slug -> (name, divisions)``) with the dense test rates."""
+def write_forces(
+    path: Path,
+    forces: dict[str, tuple[str, list[str]]] | None = None,
+    rates: Mapping[str, float] = YEARLY,
+) -> Path:
+    """Write a forces TOML (``slug -> (name, divisions)``) with dense test ``rates``."""
     lines: list[str] = []
     for slug, (name, divisions) in (forces or FORCES).items():
         lines += [
@@ -95,7 +99,7 @@ def write_forces(path: Path, forces: dict[str, tuple[str, list[str]]] | None = N
             f'name = "{name}"',
             "divisions = [" + ", ".join(f'"{d}"' for d in divisions) + "]",
             f"[forces.{slug}.rates]",
-            *(f"{k} = {v}" for k, v in YEARLY.items()),
+            *(f"{k} = {v}" for k, v in rates.items()),
             "",
         ]
     path.write_text("\n".join(lines), encoding="utf-8")
