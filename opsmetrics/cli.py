@@ -30,7 +30,7 @@ def settings() -> Settings:
     except ConfigError as exc:
         typer.echo(f"configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
-    logs.configure(s.log_level, s.log_format)
+    logs.configure(s.log_level, s.log_format, s.log_level_libraries)
     return s
 
 

@@ -12,8 +12,11 @@ import sys
 import structlog
 
 
-def configure(level: str = "INFO", fmt: str = "json") -> None:
-    """Route structlog and the standard library's logging to stderr in one format."""
+def configure(level: str = "INFO", fmt: str = "json", libraries: str = "WARNING") -> None:
+    """Route structlog and the standard library's logging to stderr in one format.
+
+    ``libraries`` is the level of kafka, aiokafka, faust and mode (never below ``level``).
+    """
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
@@ -41,6 +44,8 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     for noisy in ("kafka", "aiokafka", "faust", "mode"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+        logging.getLogger(noisy).setLevel(
+            max(logging.getLevelName(libraries), logging.getLevelName(level))
+        )
     # Warns on every SCRAM login without TLS, though SCRAM never sends the password.
     logging.getLogger("kafka.net.sasl.scram").setLevel(logging.ERROR)

@@ -152,6 +152,9 @@ class Settings(BaseSettings):
     # Logs
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
+    #: Level of the Kafka and Faust libraries' own logs (their INFO is chatty; raise it
+    #: to INFO to follow rebalances and table recovery).
+    log_level_libraries: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
 
     @field_validator("timezone")
     @classmethod

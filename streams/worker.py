@@ -26,7 +26,7 @@ def run(settings: Settings) -> None:
             # every line after start-up would be "[time] [pid] [LEVEL] {dict}". No
             # progress spinner either: its control characters would break JSON lines.
             self.spinner = None
-            logs.configure(settings.log_level, settings.log_format)
+            logs.configure(settings.log_level, settings.log_format, settings.log_level_libraries)
 
     worker = Worker(app, loglevel=settings.log_level.lower(), quiet=True)
     worker.execute_from_commandline()

@@ -28,7 +28,7 @@ def _load() -> tuple[Settings, IngestSettings]:
     except ValueError as exc:  # pydantic's ValidationError for OPS_INGEST_*
         typer.echo(f"configuration error: OPS_INGEST_*: {exc}", err=True)
         raise typer.Exit(2) from None
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(settings.log_level, settings.log_format, settings.log_level_libraries)
     return settings, ingest_settings
 
 
