@@ -38,7 +38,7 @@ from opsmetrics.settings import Settings
 from services.contract.classify import Classifier
 from services.kafka_access import ssl_context
 from services.topics import deadletter_topic, event_topics
-from streams import api, producer_flush
+from streams import api, batches, producer_flush
 from streams.collector import StreamCollector
 from streams.counter import EventCounter, Message, Outcome, Result
 from streams.labels import BY_TYPE
@@ -76,13 +76,14 @@ class FaustTable:
     hands each changelog partition's records to the producer as one batch. Faust's
     one-message-at-a-time ``send_changelog`` cost several times the counting itself
     (docs/performance.md). Faust flushes the producer before it commits offsets, and
-    that flush covers these batches, so a commit never precedes its table writes.
+    that flush covers these batches, so a commit never precedes its table writes. A
+    batch the broker refuses ends the worker at once (streams/batches.py), before the
+    next commit could count its events as done.
     """
 
     def __init__(self, table: Any) -> None:
         self.table = table
         self.pending: list[tuple[int, bytes, bytes | None]] = []
-        self.in_flight: list[asyncio.Future[Any]] = []
         # The agent and the expiry timer both send: one at a time, in write order.
         self.lock = asyncio.Lock()
 
@@ -119,20 +120,11 @@ class FaustTable:
         return self.table.data.items()
 
     async def send_pending(self) -> None:
-        """Queue the pending changelog records on the producer, one batch per partition.
-
-        Raises the error of an earlier batch that failed, so the worker stops (and its
-        uncommitted messages are replayed) rather than count without a changelog.
-        """
+        """Queue the pending changelog records on the producer, one batch per partition."""
         async with self.lock:
             await self._send_pending()
 
     async def _send_pending(self) -> None:
-        for fut in [f for f in self.in_flight if f.done()]:
-            self.in_flight.remove(fut)
-            error = fut.exception()
-            if error is not None:
-                raise error
         if not self.pending:
             return
         producer = self.table.app.producer._ensure_producer()  # aiokafka's producer
@@ -145,12 +137,21 @@ class FaustTable:
             batch = producer.create_batch()
             for key, value in records:
                 if batch.append(key=key, value=value, timestamp=None) is None:
-                    self.in_flight.append(
-                        await producer.send_batch(batch, topic, partition=partition)
-                    )
+                    sent = await producer.send_batch(batch, topic, partition=partition)
+                    sent.add_done_callback(_exit_unless_sent)
                     batch = producer.create_batch()
                     batch.append(key=key, value=value, timestamp=None)
-            self.in_flight.append(await producer.send_batch(batch, topic, partition=partition))
+            sent = await producer.send_batch(batch, topic, partition=partition)
+            sent.add_done_callback(_exit_unless_sent)
+
+
+def _exit_unless_sent(sent: asyncio.Future[Any]) -> None:
+    """A changelog batch that failed must stop the worker before the next commit."""
+    if sent.cancelled():
+        batches.exit_now("changelog_send_failed", asyncio.CancelledError())
+    error = sent.exception()
+    if error is not None:
+        batches.exit_now("changelog_send_failed", error)
 
 
 @dataclass
@@ -296,27 +297,32 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
     @app.agent(source)
     async def count(stream: faust.StreamT[bytes]) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):  # type: ignore[attr-defined]
-            messages = [
-                Message(
-                    e.message.topic,
-                    e.message.partition,
-                    e.message.offset,
-                    e.message.key,
-                    e.value,
-                    datetime.fromtimestamp(e.message.timestamp, UTC),
-                )
-                for e in events
-            ]
-            # All writes of the batch are queued on the producer before its events are
-            # acknowledged, and Faust flushes the producer before committing offsets.
-            outcomes = counter.handle_batch(messages)
-            for table in tables:
-                await table.send_pending()
-            for msg, outcome in zip(messages, outcomes, strict=True):
-                if outcome.result is not Result.COUNTED or outcome.type is None:
-                    await _follow_up(outcome, msg)
-                else:
-                    _observe(outcome)
+            # take_events acknowledges the events when this iteration ends, however it
+            # ends: complete() makes sure that only happens to a batch that was done.
+            await batches.complete(apply(events))
+
+    async def apply(events: list[Any]) -> None:
+        messages = [
+            Message(
+                e.message.topic,
+                e.message.partition,
+                e.message.offset,
+                e.message.key,
+                e.value,
+                datetime.fromtimestamp(e.message.timestamp, UTC),
+            )
+            for e in events
+        ]
+        # All writes of the batch are queued on the producer before its events are
+        # acknowledged, and Faust flushes the producer before committing offsets.
+        outcomes = counter.handle_batch(messages)
+        for table in tables:
+            await table.send_pending()
+        for msg, outcome in zip(messages, outcomes, strict=True):
+            if outcome.result is not Result.COUNTED or outcome.type is None:
+                await _follow_up(outcome, msg)
+            else:
+                _observe(outcome)
 
     @app.timer(interval=60.0)  # type: ignore[untyped-decorator]
     async def expire() -> None:

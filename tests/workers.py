@@ -86,7 +86,13 @@ class Worker:
     def start(self) -> Worker:
         s = self.settings
         env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("OPS_")},
+            # OPS_ settings come from self.settings only; library logs may be raised
+            # from outside to follow a run's rebalances and recovery.
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith("OPS_") or k == "OPS_LOG_LEVEL_LIBRARIES"
+            },
             "OPS_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
             "OPS_TOPIC_PREFIX": s.topic_prefix,
             "OPS_TOPIC_PARTITIONS": str(s.topic_partitions),
