@@ -42,6 +42,7 @@ from streams import api, batches, producer_flush
 from streams.collector import StreamCollector
 from streams.counter import EventCounter, Message, Outcome, Result
 from streams.labels import BY_TYPE
+from streams.offsets import Gap, OffsetGuard
 from streams.periods import PeriodCollector
 from streams.view import CountsView
 
@@ -64,6 +65,7 @@ DELAY_BUCKETS = (
     30 * 86400,
 )
 EXPIRE_EVERY_S = 600.0
+QUIET_S = 10.0  # an active partition this long without messages must be read to its end
 BATCH_MAX = 2000  # messages per batch: each touched key is written once per batch
 BATCH_WITHIN_S = 0.05  # a lone live event waits at most this long for company
 
@@ -165,6 +167,7 @@ class StreamState:
     active: set[tuple[str, int]] = field(default_factory=set)
     last_event: dict[str, float] = field(default_factory=dict)
     last_expired: dict[int, float] = field(default_factory=dict)
+    last_read: dict[tuple[str, int], float] = field(default_factory=dict)  # monotonic
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
 
@@ -220,6 +223,7 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
         future_tolerance=_tolerance(settings),
     )
     tables = (FaustTable(counts), FaustTable(seen))
+    guard = OffsetGuard(tables[0], codes)
     counter = EventCounter(
         classifier,
         codes,
@@ -313,9 +317,17 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
             )
             for e in events
         ]
+        now = time.monotonic()
+        for msg in messages:
+            state.last_read[(msg.topic, msg.partition)] = now
+        # Never apply a message beyond a gap in a partition's offsets (streams/offsets.py).
+        messages, gaps = guard.split(messages)
+        outcomes = counter.handle_batch(messages)
+        guard.advance()  # the next offsets, after the counts they vouch for
+        for gap in gaps:
+            await _read_again(gap)
         # All writes of the batch are queued on the producer before its events are
         # acknowledged, and Faust flushes the producer before committing offsets.
-        outcomes = counter.handle_batch(messages)
         for table in tables:
             await table.send_pending()
         for msg, outcome in zip(messages, outcomes, strict=True):
@@ -323,6 +335,59 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
                 await _follow_up(outcome, msg)
             else:
                 _observe(outcome)
+
+    async def _read_again(gap: Gap) -> None:
+        tp = TP(gap.topic, gap.partition)
+        earliest = (await app.consumer.earliest_offsets(tp)).get(tp, 0)
+        resume = guard.plan(gap, earliest, time.monotonic())
+        if resume is None:
+            return  # a re-read from an earlier seek is on its way
+        where = {"topic": gap.topic, "partition": gap.partition}
+        if resume == gap.expected:
+            log.warning("offset_gap_reading_again", **where, expected=gap.expected, got=gap.got)
+        elif resume == gap.got:
+            log.warning("offset_gap_accepted", **where, expected=gap.expected, got=gap.got)
+        else:
+            log.error(
+                "source_messages_deleted_unread", **where, expected=gap.expected, earliest=resume
+            )
+        await app.consumer.seek(tp, resume)
+
+    @app.timer(interval=QUIET_S / 2)  # type: ignore[untyped-decorator]
+    async def read_to_end() -> None:
+        """Re-read a quiet active partition whose applied offsets stop short of its end.
+
+        A gap is otherwise only seen when a later message arrives; this also catches
+        offsets committed past messages never applied, and a partition that stopped
+        being fetched.
+        """
+        if not state.ready:
+            return
+        tps = [TP(name_of_code[code], p) for code, p in sorted(state.active)]
+        if not tps:
+            return
+        ends = await app.consumer.highwaters(*tps)
+        firsts = await app.consumer.earliest_offsets(*tps)
+        now = time.monotonic()
+        for tp in tps:
+            end, first = ends.get(tp), firsts.get(tp, 0)
+            quiet = now - state.last_read.get((tp.topic, tp.partition), now) >= QUIET_S
+            if end is None or not quiet:
+                continue
+            nxt = guard.expected(tp.topic, tp.partition)
+            start = first if nxt is None else nxt
+            if start >= end:
+                continue
+            where = {"topic": tp.topic, "partition": tp.partition}
+            if start < first:  # deleted by retention before it was read
+                log.error("source_messages_deleted_unread", **where, expected=start, earliest=first)
+                guard.skip_to(tp.topic, tp.partition, first)
+                await tables[0].send_pending()
+                start = first
+            log.warning("partition_behind_reading_again", **where, next=start, end=end)
+            state.last_read[(tp.topic, tp.partition)] = now
+            app.consumer.resume_partitions({tp})
+            await app.consumer.seek(tp, start)
 
     @app.timer(interval=60.0)  # type: ignore[untyped-decorator]
     async def expire() -> None:
@@ -403,6 +468,9 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
         state.active = {(codes[tp.topic], tp.partition) for tp in actives if tp.topic in codes}
         state.view.rebuild(counts.data.items())
         counter.rebuild_index()
+        guard.reset()
+        now = time.monotonic()  # each partition gets QUIET_S to start flowing
+        state.last_read = {(name_of_code[c], p): now for c, p in state.active}
         state.ready = True
         log.info("rebalanced", active=sorted(state.active))
 
