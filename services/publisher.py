@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import structlog
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 
 from opsmetrics.settings import Settings
 from services.contract.classify import Accepted, Classifier, Rejected
@@ -147,5 +147,17 @@ class Publisher:
         return deliveries
 
     def close(self, timeout_s: float = 10.0) -> None:
-        """Flush and close the producer."""
+        """Flush and close the producer; if the flush times out, close it anyway and raise.
+
+        kafka-python's ``close`` raises on a flush timeout and leaves the producer open
+        (its sender thread and an unflushed buffer live on until garbage collection), so
+        what is left is aborted first: those sends fail, as their futures report.
+        """
+        try:
+            self._producer.flush(timeout=timeout_s)
+        except KafkaTimeoutError:
+            log.warning("publisher_closed_unflushed", timeout_s=timeout_s)
+            self._producer._sender.force_close()  # private: no public way to abort
+            self._producer.close(timeout=0)
+            raise
         self._producer.close(timeout=timeout_s)

@@ -34,6 +34,9 @@ RECOVER_TIMEOUT_S = 240.0
 
 
 @pytest.mark.timeout(900)
+# A producer abandoned unflushed while the broker was down used to warn at garbage
+# collection (kafka-python's close raised and left it open): Publisher.close aborts it.
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 def test_broker_stop_and_restart_mid_stream(
     rel_settings: Settings,
     pool: Pool,
