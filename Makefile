@@ -78,7 +78,7 @@ test: setup tools check
 
 reliability: setup tools
 	mkdir -p .run && rm -f .run/reliability.jsonl
-	OPS_RELIABILITY_REPORT=.run/reliability.jsonl $(PY) -m pytest tests/reliability -m "" -q -s $(PYTEST_ARGS)
+	OPS_RELIABILITY_REPORT=.run/reliability.jsonl $(PY) -m pytest tests/reliability -q -s $(PYTEST_ARGS)
 
 clean: down
 	rm -rf .run

@@ -36,7 +36,6 @@ def _done(worker: Worker) -> int | None:
         return None
 
 
-@pytest.mark.known_loss  # loses 1-2,000 of 20,000 in some runs: docs/reliability.md
 @pytest.mark.timeout(1800)
 def test_kill_9_at_random_moments_while_events_flow(
     rel_settings: Settings, pool: Pool, scenario: Callable[[str], Scenario]

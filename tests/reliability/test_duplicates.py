@@ -29,7 +29,6 @@ from tests.stream.test_stream import assert_windows
 pytestmark = pytest.mark.reliability
 
 
-@pytest.mark.known_loss  # includes a kill -9; failed once in CI (docs/reliability.md)
 @pytest.mark.timeout(900)
 def test_every_event_two_or_three_times_from_different_producers(
     rel_settings: Settings, pool: Pool, scenario: Callable[[str], Scenario]

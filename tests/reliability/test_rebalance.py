@@ -42,7 +42,6 @@ def _split(workers: list[Worker]) -> bool:
     return owners == dict.fromkeys(range(6), 1) and all(each)
 
 
-@pytest.mark.known_loss  # stalled once in CI with the duplicates scenario (docs/reliability.md)
 @pytest.mark.timeout(900)
 def test_one_to_three_to_one_worker_while_events_flow(
     rel_settings: Settings, pool: Pool, scenario: Callable[[str], Scenario]
