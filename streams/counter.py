@@ -24,6 +24,7 @@ Key layout (``|``-separated; slugs and enumerations never contain ``|`` or ``,``
 ``c|<type>|<p>|t|0|<labels>``          all-time total (kept for ever)
 ``d|<type>|<p>``                       duplicates seen
 ``x|<type>|<p>|<reason>``              rejections, by reason
+``o|<type>|<p>``                       next source offset to apply (streams/offsets.py)
 =====================================  ===========================================
 
 Decisions use the message's timestamp (the broker's LogAppendTime on the contract
