@@ -109,3 +109,42 @@ def test_a_write_after_export_updates_only_the_windows_holding_its_bucket() -> N
     later = Edges.at(datetime(2025, 6, 11, 13, 0, 30, tzinfo=UTC), TZ)
     assert view.export(later, active)["r"]["x"][:4] == [0, 7, 12, 12]
     assert view.export(later, {("r", 0), ("r", 1)})["r"]["x"][:4] == [0, 16, 21, 21]
+
+
+def test_the_collector_renders_exactly_what_the_old_collector_rendered() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from benchmarks.render import LegacyCollector, build_view
+    from opsmetrics.settings import DEFAULT_FORCES_FILE, load_forces
+    from streams.collector import StreamCollector
+
+    forces = load_forces(DEFAULT_FORCES_FILE)
+    start = datetime(2025, 3, 31, 21, 30, tzinfo=UTC)  # the FY turns 2.5 hours later
+    view = build_view(forces, 3000, start + timedelta(days=2))  # some buckets in the future
+    clock = [start]
+    active = {("r", 0), ("r", 3), ("a", 1), ("s", 5), ("w", 2)}
+    texts = []
+    for cls in (LegacyCollector, StreamCollector):
+        registry = CollectorRegistry()
+        registry.register(
+            cls(
+                view,
+                forces,
+                tz=TZ,
+                active=lambda: active,
+                clock=lambda: clock[0],
+                last_event={},
+                lag=lambda: {},
+            )
+        )
+        texts.append(lambda r=registry: generate_latest(r))
+    old, new = texts
+    for step in (0, 60, 600, 3600, 7200, 86400, 3 * 86400, 40):
+        clock[0] += timedelta(seconds=step)
+        assert new() == old()
+        edges = Edges.at(clock[0], TZ)
+        view.set(f"c|r|0|h|{edges.hour}|lancashire,east,nca,high", [4, 4, 9])
+        view.set(f"c|r|0|m|{edges.minute - 1}|lancashire,east,nca,high", [2, 2, 9])
+    assert b'nca",risk="high",window="1h"} 2.0' in new()
+    active.add(("r", 1))
+    assert new() == old()
