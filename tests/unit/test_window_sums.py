@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -50,17 +51,19 @@ ops = st.lists(
 
 
 def bucket(edges: Edges, res: str, anchor: int, offset: int) -> int:
-    """A bucket of resolution ``res`` at ``offset`` from one of the windows' edges."""
-    if res == "m":
-        return (edges.minute, edges.minute - 60)[anchor % 2] + offset % 136 - 68
-    if res == "h":
-        return (edges.hour, edges.hour - 24, edges.hour - 168, edges.hour - 672)[
-            anchor % 4
-        ] + offset
-    if res == "d":
-        near = (edges.today, edges.week_start, edges.month_start, edges.fy_start, edges.today - 1)
-        return near[anchor] + offset % 406 - 203
-    return 0
+    """A bucket of resolution ``res`` at ``offset`` from one of the windows' edges
+    (a wide offset is folded into about twice the window's length for minutes and days)."""
+    near = {
+        "m": (edges.minute, edges.minute - 60),
+        "h": (edges.hour, edges.hour - 24, edges.hour - 168, edges.hour - 672),
+        "d": (edges.today, edges.week_start, edges.month_start, edges.fy_start, edges.today - 1),
+    }.get(res)
+    if near is None:
+        return 0
+    fold = {"m": 136, "d": 406}.get(res)
+    if fold and abs(offset) > 2:
+        offset = offset % fold - fold // 2
+    return near[anchor % len(near)] + offset
 
 
 def check(view: CountsView, edges: Edges, active: frozenset[tuple[str, int]]) -> None:
@@ -95,6 +98,28 @@ def test_incremental_sums_equal_the_reference(start: datetime, ops: list[Any]) -
         else:
             view.rebuild(list(table.items()))
         check(view, edges, active)
+
+
+MOVES = (1, 30, 60, -60, 61 * 60, 3600, -3600, 86400, -86400, 7 * 86400, -7 * 86400, 400 * 86400)
+
+
+@pytest.mark.parametrize("start", STARTS)
+def test_every_bucket_next_to_an_edge_crosses_it_exactly(start: datetime) -> None:
+    """Dense: a distinct count in every bucket within 3 of any edge, before and after a move."""
+    for step in MOVES:
+        view = CountsView()
+        before, after = Edges.at(start, TZ), Edges.at(start + timedelta(seconds=step), TZ)
+        value = 1
+        for edges in (before, after):
+            for res in "mhd":
+                for anchor in range(5):
+                    for offset in range(-3, 4):
+                        value *= 2  # every subset of buckets has its own sum
+                        key = f"c|r|0|{res}|{bucket(edges, res, anchor, offset)}|x"
+                        view.set(key, [value, 1, 1])
+        check(view, before, {("r", 0)})
+        view.set(f"c|r|0|m|{before.minute - 60}|x", [3, 1, 1])  # a write at an edge, then move
+        check(view, after, {("r", 0)})
 
 
 def test_a_write_after_export_updates_only_the_windows_holding_its_bucket() -> None:
