@@ -1,6 +1,7 @@
 """The Prometheus collector: contract metrics summed over this worker's active partitions.
 
-Window gauges and counters are computed at scrape time from the in-memory view.
+Window gauges and counters are read at scrape time from the view's incremental sums
+(streams/view.py); each sample's label dict is built once, at start-up.
 Every configured label combination is exported from the start with value 0, so
 boards show zeros and ``increase()`` sees the first event. A label value is only
 ever one of the configured forces and divisions or an enumeration of the contract.
@@ -14,13 +15,26 @@ from zoneinfo import ZoneInfo
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from opsmetrics.settings import Force
 from services.contract.classify import RejectReason
 from streams.labels import FAMILIES, all_label_sets, join
-from streams.view import WINDOWS, CountsView, Edges, window_sums
+from streams.view import EVENTS, ROW, UNITS, WINDOWS, CountsView, Edges
 
 Active = Callable[[], set[tuple[str, int]] | None]
+ZERO_ROW = (0,) * ROW
+
+
+class _LabelSet:
+    """One configured label set of a family, with its samples' label dicts built once."""
+
+    __slots__ = ("counter", "key", "windows")
+
+    def __init__(self, names: tuple[str, ...], values: tuple[str, ...]) -> None:
+        self.key = join(values)
+        self.counter = dict(zip(names, values, strict=True))
+        self.windows = [{**self.counter, "window": w} for w in WINDOWS]
 
 
 class StreamCollector(Collector):
@@ -50,7 +64,9 @@ class StreamCollector(Collector):
         self.clock = clock
         self.last_event = last_event
         self.lag = lag
-        self.label_sets = {f.code: [join(v) for v in all_label_sets(f, forces)] for f in FAMILIES}
+        self.label_sets = {
+            f.code: [_LabelSet(f.labels, v) for v in all_label_sets(f, forces)] for f in FAMILIES
+        }
         self.expected = [
             (slug, division, force.rates.referrals_received / len(force.divisions))
             for slug, force in sorted(forces.items())
@@ -73,35 +89,25 @@ class StreamCollector(Collector):
         for p in sorted({p for _, p in active}):
             owned.add_metric([str(p)], 1)
         yield owned
+        rows_by_code = self.view.export(edges, active)
         events_by_type: dict[str, int] = {}
         for fam in FAMILIES:
-            allowed = self.label_sets[fam.code]
-            totals = dict.fromkeys(allowed, 0)
-            windows = {labels: [0] * len(WINDOWS) for labels in allowed}
-            n_events = 0
-            for (code, p), part in self.view.series.items():
-                if code != fam.code or (code, p) not in active:
-                    continue
-                for labels, series in part.items():
-                    n_events += series.total_events
-                    if labels not in totals:
-                        continue  # a label value no longer configured: never exported
-                    totals[labels] += series.total_units
-                    acc = windows[labels]
-                    for i, v in enumerate(window_sums(series, edges)):
-                        acc[i] += v
-            events_by_type[fam.type.value] = n_events
+            rows = rows_by_code.get(fam.code, {})
+            # Label sets no longer configured are never exported, but their events count.
+            events_by_type[fam.type.value] = sum(row[EVENTS] for row in rows.values())
             counter = CounterMetricFamily(fam.counter, fam.help + ".", labels=fam.labels)
             gauge = GaugeMetricFamily(
                 fam.window_gauge,
                 fam.help + ", in rolling (1h, 24h, 7d, 28d) and calendar windows.",
                 labels=[*fam.labels, "window"],
             )
-            for labels in allowed:
-                values = labels.split(",")
-                counter.add_metric(values, totals[labels])
-                for name, v in zip(WINDOWS, windows[labels], strict=True):
-                    gauge.add_metric([*values, name], v)
+            counter_name, gauge_name = fam.counter + "_total", fam.window_gauge
+            counter_samples, gauge_samples = counter.samples, gauge.samples
+            for label_set in self.label_sets[fam.code]:
+                row = rows.get(label_set.key, ZERO_ROW)
+                counter_samples.append(Sample(counter_name, label_set.counter, row[UNITS]))
+                for w, labels in enumerate(label_set.windows):
+                    gauge_samples.append(Sample(gauge_name, labels, row[w]))
             yield counter
             yield gauge
         yield from self._pipeline(active, events_by_type)
