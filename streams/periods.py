@@ -34,7 +34,7 @@ from prometheus_client.registry import Collector
 from opsmetrics.settings import Force, Settings
 from services.contract.events import ORIGINS, REFERRERS, RISKS
 from streams.labels import BY_CODE, FAMILIES, all_label_sets, join
-from streams.view import CountsView
+from streams.view import CountsView, Series
 
 log = structlog.get_logger(__name__)
 
@@ -530,6 +530,9 @@ class PeriodCollector(Collector):
         self.places = sorted(
             {join(labels[:2]) for f in FAMILIES for labels in all_label_sets(f, forces)}
         )
+        # Per series: (bounds, its days_version, its sums by PERIODS). A series' day
+        # buckets are summed again only when they changed or the date moved on.
+        self._sums: dict[Series, tuple[Any, int, tuple[int, ...]]] = {}
 
     def collect(self) -> Iterator[Metric]:
         """One gauge family: units per measure, division and period."""
@@ -537,17 +540,27 @@ class PeriodCollector(Collector):
         if active is None:
             return
         bounds = period_bounds(self.clock().astimezone(self.tz).date())
+        spans = tuple(bounds[period] for period in PERIODS)
+        cache: dict[Series, tuple[Any, int, tuple[int, ...]]] = {}
         sums: dict[tuple[str, str, str], int] = {}
         for (code, p), part in self.view.series.items():
             if (code, p) not in active or code not in MEASURES:
                 continue
+            measure = MEASURES[code]
             for labels, series in part.items():
+                cached = self._sums.get(series)
+                if cached is not None and cached[0] == spans and cached[1] == series.days_version:
+                    per_period = cached[2]
+                else:
+                    per_period = _period_sums(series.days, spans)
+                cache[series] = (spans, series.days_version, per_period)
+                if not any(per_period):
+                    continue
                 place = join(labels.split(",")[:2])
-                for day, units in series.days.items():
-                    for period, (lo, hi) in bounds.items():
-                        if lo <= day <= hi:
-                            k = (MEASURES[code], place, period)
-                            sums[k] = sums.get(k, 0) + units
+                for period, units in zip(PERIODS, per_period, strict=True):
+                    k = (measure, place, period)
+                    sums[k] = sums.get(k, 0) + units
+        self._sums = cache  # series no longer in the view drop out
         gauge = GaugeMetricFamily(
             "ops_period_units",
             "Units (warrants, persons arrested, children, referrals) by event date in "
@@ -563,3 +576,13 @@ class PeriodCollector(Collector):
                         [measure, force, division, period], sums.get((measure, place, period), 0)
                     )
         yield gauge
+
+
+def _period_sums(days: Mapping[int, int], spans: Sequence[tuple[int, int]]) -> tuple[int, ...]:
+    """Units of the day buckets inside each inclusive (lo, hi) day-ordinal span."""
+    out = [0] * len(spans)
+    for day, units in days.items():
+        for i, (lo, hi) in enumerate(spans):
+            if lo <= day <= hi:
+                out[i] += units
+    return tuple(out)

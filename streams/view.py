@@ -51,6 +51,8 @@ class Series:
     windows: list[int] = field(default_factory=lambda: [0] * N_WINDOWS, repr=False)
     # The export row this series adds to (its label set's), or None when not exported.
     row: Row | None = field(default=None, repr=False)
+    # Bumped on every change of ``days``: lets readers cache sums over day buckets.
+    days_version: int = field(default=0, repr=False)
 
     def buckets(self, res: str) -> dict[int, int]:
         """The bucket dict of resolution ``res`` (m, h or d)."""
@@ -198,6 +200,8 @@ class CountsView:
                 return
             target = series.buckets(res)
             b = int(bucket)
+            if res == "d":
+                series.days_version += 1
             if value is None:
                 delta = -target.pop(b, 0)
             else:

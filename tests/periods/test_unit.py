@@ -455,3 +455,29 @@ def test_period_collector_exports_active_partitions_by_period() -> None:
     assert samples[("referrals_received", "south", "fy")] == 0
     active = None  # restoring after a rebalance: nothing exported
     assert generate_latest(registry).decode().count("ops_period_units{") == 0
+
+
+def test_period_collector_follows_writes_and_the_date_after_caching() -> None:
+    """Sums cached per series are redone when its day buckets change or the date moves."""
+    view = CountsView()
+    labels = "lancashire,east,proactive"
+    view.set(key("w", 0, date(2026, 11, 27).toordinal(), labels), [2, 2, 1])
+    clock = [datetime(2026, 11, 28, 12, tzinfo=UTC)]
+    collector = PeriodCollector(view, FORCES, TZ, lambda: {("w", 0)}, lambda: clock[0])
+
+    def fy() -> tuple[float, float]:
+        got = {
+            s.labels["period"]: s.value
+            for m in collector.collect()
+            for s in m.samples
+            if (s.labels["measure"], s.labels["division"]) == ("warrants_executed", "east")
+        }
+        return got["fy"], got["previous_fy"]
+
+    assert fy() == (2, 0)
+    assert fy() == (2, 0)  # from the cache
+    view.set(key("w", 0, date(2026, 11, 27).toordinal(), labels), [7, 3, 2])  # same bucket
+    view.set(key("w", 0, date(2026, 4, 2).toordinal(), labels), [1, 1, 3])
+    assert fy() == (8, 0)
+    clock[0] = datetime(2027, 4, 1, 12, tzinfo=UTC)  # a new financial year
+    assert fy() == (0, 8)
