@@ -32,6 +32,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from opsmetrics.settings import Force, load_forces
 from services.simulator import MEAN_CHILDREN, MEAN_PERSONS
 from streams.collector import StreamCollector
+from streams.exposition import TextRenderer
 from streams.labels import FAMILIES, all_label_sets, join
 from streams.periods import PeriodCollector
 from streams.view import WINDOWS, CountsView, Edges, window_sums
@@ -228,6 +229,15 @@ def main() -> None:
             timed(lambda: list(collectors["new"].collect()), runs),
         )
     )
+    text = TextRenderer(registries["new"])
+    assert text.render() == generate_latest(registries["new"]), "TextRenderer differs"
+    rows.append(("new + cached text (the worker's /metrics)", timed(text.render, runs)))
+    rows.append(
+        (
+            "new + cached text, right after the minute edge",
+            timed(text.render, runs, step(60)),
+        )
+    )
     clock[0] = NOW
     generate_latest(registries["old"])  # equal again at the same instant after all the moves
     assert generate_latest(registries["new"]) == generate_latest(registries["old"])
@@ -237,9 +247,15 @@ def main() -> None:
     )
     rows.append(
         (
-            "(for scale) PeriodCollector, also on /metrics",
-            timed(lambda: generate_latest(periods), max(3, runs // 4)),
+            "PeriodCollector (cached sums), also on /metrics",
+            timed(TextRenderer(periods).render, runs),
         )
+    )
+    both = CollectorRegistry()
+    both.register(collectors["new"])
+    both.register(PeriodCollector(view, forces, TZ, active=lambda: active, clock=lambda: clock[0]))
+    rows.append(
+        ("whole /metrics: both collectors, cached text", timed(TextRenderer(both).render, runs))
     )
 
     print(f"first new render (full recompute of the sums): {first_ms:.1f} ms")

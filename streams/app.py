@@ -31,7 +31,6 @@ from prometheus_client import (
     Histogram,
     PlatformCollector,
     ProcessCollector,
-    generate_latest,
 )
 
 from opsmetrics.settings import Settings
@@ -41,6 +40,7 @@ from services.topics import deadletter_topic, event_topics
 from streams import api, batches, producer_flush
 from streams.collector import StreamCollector
 from streams.counter import EventCounter, Message, Outcome, Result
+from streams.exposition import TextRenderer
 from streams.labels import BY_TYPE
 from streams.offsets import Gap, OffsetGuard
 from streams.periods import PeriodCollector
@@ -478,10 +478,12 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
     async def beat() -> None:
         heartbeat.set(time.time())
 
+    metrics_text = TextRenderer(state.registry)
+
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request) -> Response:
-            body = generate_latest(state.registry)
+            body = metrics_text.render()
             return self.bytes(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.page("/health")
