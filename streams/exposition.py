@@ -24,6 +24,13 @@ _LEGACY = openmetrics.UNDERSCORES
 _value: Callable[[float], str] = floatToGoString  # the library's number format
 
 
+def _number(value: float) -> str:
+    """The library's number format; whole numbers below a million without its checks."""
+    if type(value) is int and -1_000_000 < value < 1_000_000:
+        return f"{value}.0"  # what repr(float(value)) gives in that range
+    return _value(value)
+
+
 def _escape_value(value: str) -> str:
     # As generate_latest escapes label values (UTF-8 allowed, no name check).
     escaped: str = openmetrics._escape(value, openmetrics.ALLOWUTF8, False)  # type: ignore[arg-type]
@@ -47,9 +54,9 @@ class TextRenderer:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        # (sample name, id(labels)) -> (the labels dict itself, its text prefix). The
-        # dict is kept so its id cannot be reused by another dict while cached.
-        self._cache: dict[tuple[str, int], tuple[dict[str, str], str]] = {}
+        # (sample name, id(labels)) -> [the labels dict itself, its text prefix, the last
+        # value, its line]. The dict is kept so its id cannot be reused while cached.
+        self._cache: dict[tuple[str, int], list[Any]] = {}
 
     def _line(self, sample: Any) -> str:
         if sample.timestamp is not None:
@@ -59,9 +66,13 @@ class TextRenderer:
         key = (sample.name, id(sample.labels))
         hit = self._cache.get(key)
         if hit is None or hit[0] is not sample.labels:
-            hit = (sample.labels, _prefix(sample.name, sample.labels))
+            hit = [sample.labels, _prefix(sample.name, sample.labels), None, ""]
             self._cache[key] = hit
-        return hit[1] + _value(sample.value) + "\n"
+        value = sample.value
+        if value != hit[2] or type(value) is not type(hit[2]):
+            hit[2], hit[3] = value, hit[1] + _number(value) + "\n"
+        line: str = hit[3]
+        return line
 
     def render(self) -> bytes:
         """The registry's metrics in the text format 0.0.4."""

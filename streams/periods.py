@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import structlog
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, Metric, Sample
 from prometheus_client.registry import Collector
 
 from opsmetrics.settings import Force, Settings
@@ -530,6 +530,21 @@ class PeriodCollector(Collector):
         self.places = sorted(
             {join(labels[:2]) for f in FAMILIES for labels in all_label_sets(f, forces)}
         )
+        self._labels = [
+            (
+                (measure, place, period),
+                dict(
+                    zip(
+                        ("measure", "force", "division", "period"),
+                        (measure, *place.split(","), period),
+                        strict=True,
+                    )
+                ),
+            )
+            for measure in MEASURES.values()
+            for place in self.places
+            for period in PERIODS
+        ]
         # Per series: (bounds, its days_version, its sums by PERIODS). A series' day
         # buckets are summed again only when they changed or the date moved on.
         self._sums: dict[Series, tuple[Any, int, tuple[int, ...]]] = {}
@@ -568,13 +583,8 @@ class PeriodCollector(Collector):
             "same date.",
             labels=["measure", "force", "division", "period"],
         )
-        for measure in MEASURES.values():
-            for place in self.places:
-                force, division = place.split(",")
-                for period in PERIODS:
-                    gauge.add_metric(
-                        [measure, force, division, period], sums.get((measure, place, period), 0)
-                    )
+        for k, label_dict in self._labels:  # built once: /metrics caches their text
+            gauge.samples.append(Sample("ops_period_units", label_dict, sums.get(k, 0)))
         yield gauge
 
 
