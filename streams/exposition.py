@@ -20,6 +20,7 @@ from prometheus_client.registry import CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
 _OM_SUFFIXES = ("_created", "_gsum", "_gcount")
+_MIN_CACHE = 50_000
 _LEGACY = openmetrics.UNDERSCORES
 _value: Callable[[float], str] = floatToGoString  # the library's number format
 
@@ -57,8 +58,9 @@ class TextRenderer:
         # (sample name, id(labels)) -> [the labels dict itself, its text prefix, the last
         # value, its line]. The dict is kept so its id cannot be reused while cached.
         self._cache: dict[tuple[str, int], list[Any]] = {}
+        self._generation = 0
 
-    def _line(self, sample: Any) -> str:
+    def _line(self, sample: Any, generation: int) -> str:
         if sample.timestamp is not None:
             ms = int(float(sample.timestamp) * 1000)
             prefix = _prefix(sample.name, sample.labels)
@@ -66,19 +68,20 @@ class TextRenderer:
         key = (sample.name, id(sample.labels))
         hit = self._cache.get(key)
         if hit is None or hit[0] is not sample.labels:
-            hit = [sample.labels, _prefix(sample.name, sample.labels), None, ""]
+            hit = [sample.labels, _prefix(sample.name, sample.labels), None, "", 0]
             self._cache[key] = hit
         value = sample.value
-        if value != hit[2] or type(value) is not type(hit[2]):
-            hit[2], hit[3] = value, hit[1] + _number(value) + "\n"
+        hit[2], hit[3], hit[4] = value, hit[1] + _number(value) + "\n", generation
         line: str = hit[3]
         return line
 
     def render(self) -> bytes:
         """The registry's metrics in the text format 0.0.4."""
+        self._generation += 1
+        generation = self._generation
         out: list[str] = []
-        seen: set[tuple[str, int]] = set()
-        line = self._line
+        append = out.append
+        cache = self._cache
         for metric in self.registry.collect():
             mname, mtype = metric.name, metric.type
             if mtype == "counter":
@@ -93,20 +96,32 @@ class TextRenderer:
                 mtype = "untyped"
             doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
             name = openmetrics.escape_metric_name(mname, _LEGACY)
-            out.append(f"# HELP {name} {doc}\n# TYPE {name} {mtype}\n")
+            append(f"# HELP {name} {doc}\n# TYPE {name} {mtype}\n")
+            om_suffix = {metric.name + suffix: suffix for suffix in _OM_SUFFIXES}
             om: dict[str, list[str]] = {}
             for s in metric.samples:
-                seen.add((s.name, id(s.labels)))
-                for suffix in _OM_SUFFIXES:
-                    if s.name == metric.name + suffix:
-                        om.setdefault(suffix, []).append(line(s))
-                        break
+                hit = cache.get((s.name, id(s.labels)))
+                if (
+                    hit is not None
+                    and hit[0] is s.labels
+                    and s.timestamp is None
+                    and s.value == hit[2]
+                    and type(s.value) is type(hit[2])
+                ):
+                    hit[4] = generation
+                    text: str = hit[3]  # unchanged since the last scrape
                 else:
-                    out.append(line(s))
+                    text = self._line(s, generation)
+                suffix = om_suffix.get(s.name)
+                if suffix is None:
+                    append(text)
+                else:
+                    om.setdefault(suffix, []).append(text)
             for suffix, lines in sorted(om.items()):
                 om_name = openmetrics.escape_metric_name(metric.name + suffix, _LEGACY)
-                out.append(f"# HELP {om_name} {doc}\n# TYPE {om_name} gauge\n")
+                append(f"# HELP {om_name} {doc}\n# TYPE {om_name} gauge\n")
                 out.extend(lines)
-        if len(self._cache) > 2 * len(seen):  # drop what fresh dicts left behind
-            self._cache = {k: v for k, v in self._cache.items() if k in seen}
+        if len(cache) > 2 * _MIN_CACHE and generation % 16 == 0:
+            # drop lines of label dicts that were not in the last 16 scrapes
+            self._cache = {k: v for k, v in cache.items() if generation - v[4] < 16}
         return "".join(out).encode("utf-8")

@@ -34,7 +34,7 @@ from prometheus_client.registry import Collector
 from opsmetrics.settings import Force, Settings
 from services.contract.events import ORIGINS, REFERRERS, RISKS
 from streams.labels import BY_CODE, FAMILIES, all_label_sets, join
-from streams.view import CountsView, Series
+from streams.view import CountsView
 
 log = structlog.get_logger(__name__)
 
@@ -545,9 +545,10 @@ class PeriodCollector(Collector):
             for place in self.places
             for period in PERIODS
         ]
-        # Per series: (bounds, its days_version, its sums by PERIODS). A series' day
-        # buckets are summed again only when they changed or the date moved on.
-        self._sums: dict[Series, tuple[Any, int, tuple[int, ...]]] = {}
+        # Per (type code, partition): (spans, the view's days_version, units by place
+        # and PERIODS). A partition is summed again only when one of its day buckets
+        # changed or the date moved on.
+        self._cache: dict[tuple[str, int], tuple[Any, int, dict[str, list[int]]]] = {}
 
     def collect(self) -> Iterator[Metric]:
         """One gauge family: units per measure, division and period."""
@@ -556,26 +557,31 @@ class PeriodCollector(Collector):
             return
         bounds = period_bounds(self.clock().astimezone(self.tz).date())
         spans = tuple(bounds[period] for period in PERIODS)
-        cache: dict[Series, tuple[Any, int, tuple[int, ...]]] = {}
+        cache: dict[tuple[str, int], tuple[Any, int, dict[str, list[int]]]] = {}
         sums: dict[tuple[str, str, str], int] = {}
         for (code, p), part in self.view.series.items():
             if (code, p) not in active or code not in MEASURES:
                 continue
-            measure = MEASURES[code]
-            for labels, series in part.items():
-                cached = self._sums.get(series)
-                if cached is not None and cached[0] == spans and cached[1] == series.days_version:
-                    per_period = cached[2]
-                else:
+            version = self.view.days_version.get((code, p), 0)
+            cached = self._cache.get((code, p))
+            if cached is not None and cached[0] == spans and cached[1] == version:
+                by_place = cached[2]
+            else:
+                by_place = {}
+                for labels, series in part.items():
                     per_period = _period_sums(series.days, spans)
-                cache[series] = (spans, series.days_version, per_period)
-                if not any(per_period):
-                    continue
-                place = join(labels.split(",")[:2])
-                for period, units in zip(PERIODS, per_period, strict=True):
+                    if any(per_period):
+                        place = join(labels.split(",")[:2])
+                        acc = by_place.setdefault(place, [0] * len(PERIODS))
+                        for i, units in enumerate(per_period):
+                            acc[i] += units
+            cache[(code, p)] = (spans, version, by_place)
+            measure = MEASURES[code]
+            for place, per_period_sums in by_place.items():
+                for period, units in zip(PERIODS, per_period_sums, strict=True):
                     k = (measure, place, period)
                     sums[k] = sums.get(k, 0) + units
-        self._sums = cache  # series no longer in the view drop out
+        self._cache = cache
         gauge = GaugeMetricFamily(
             "ops_period_units",
             "Units (warrants, persons arrested, children, referrals) by event date in "

@@ -51,8 +51,6 @@ class Series:
     windows: list[int] = field(default_factory=lambda: [0] * N_WINDOWS, repr=False)
     # The export row this series adds to (its label set's), or None when not exported.
     row: Row | None = field(default=None, repr=False)
-    # Bumped on every change of ``days``: lets readers cache sums over day buckets.
-    days_version: int = field(default=0, repr=False)
 
     def buckets(self, res: str) -> dict[int, int]:
         """The bucket dict of resolution ``res`` (m, h or d)."""
@@ -178,6 +176,10 @@ class CountsView:
         self._ranges: tuple[Range, ...] | None = None  # what every Series.windows sums
         self._active: frozenset[tuple[str, int]] | None = None  # what the rows sum
         self._rows: dict[str, dict[str, Row]] = {}
+        # (type code, partition) -> a number that changes whenever one of its day
+        # buckets does (never reused): lets readers cache sums over day buckets.
+        self.days_version: dict[tuple[str, int], int] = {}
+        self._days_clock = 0
 
     def set(self, key: str, value: list[int] | None) -> None:
         """Mirror one table write (``None`` deletes)."""
@@ -201,7 +203,8 @@ class CountsView:
             target = series.buckets(res)
             b = int(bucket)
             if res == "d":
-                series.days_version += 1
+                self._days_clock += 1
+                self.days_version[(code, int(p))] = self._days_clock
             if value is None:
                 delta = -target.pop(b, 0)
             else:
@@ -230,6 +233,7 @@ class CountsView:
         self._ranges = None  # window sums are recomputed at the next export
         self._active = None
         self._rows = {}
+        self.days_version.clear()
         for key, value in items:
             self.set(key, value)
 

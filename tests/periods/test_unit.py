@@ -458,7 +458,7 @@ def test_period_collector_exports_active_partitions_by_period() -> None:
 
 
 def test_period_collector_follows_writes_and_the_date_after_caching() -> None:
-    """Sums cached per series are redone when its day buckets change or the date moves."""
+    """Cached sums are redone when a partition's day buckets change or the date moves."""
     view = CountsView()
     labels = "lancashire,east,proactive"
     view.set(key("w", 0, date(2026, 11, 27).toordinal(), labels), [2, 2, 1])
