@@ -8,7 +8,7 @@ SIMULATE ?= 1
 PYTEST_ARGS ?=
 
 .PHONY: help setup tools up down status test check lint format typecheck schema generated \
-	regenerate eval-alerts eval-alerts-quick bench reliability clean
+	regenerate eval-alerts eval-alerts-quick bench bench-memory reliability clean
 
 help:
 	@echo "make up [SIMULATE=0]  start the local stack (Kafka, topics, worker, ...), idempotent"
@@ -87,3 +87,8 @@ clean: down
 # BENCH_EVENTS=50000 BENCH_RUNS=1 for a quick run; figures in the README use the defaults.
 bench: setup
 	$(PY) -m benchmarks.bench
+
+# What the worker's state costs per event (first index, seen, counts, view), in-process,
+# no Kafka; BENCH_EVENTS=50000 for a quick run (docs/performance.md, "Memory").
+bench-memory: setup
+	$(PY) -m benchmarks.memory
