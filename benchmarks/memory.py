@@ -9,8 +9,8 @@ stamped "now" (as when a backlog is published at once: all first sightings are w
 the de-duplication window). No Kafka.
 
 Then it reports, for each structure, its deep size (every object reachable from it,
-``sys.getsizeof``, each object counted once, in the order of the table, so the event
-id strings shared by the index and the seen table count under the index), the
+``sys.getsizeof``, keys included, each object counted once, in the order of the table,
+so the event id strings shared by the index and the seen table count under the index), the
 allocations ``tracemalloc`` sees while the structure is rebuilt from its source, and
 the process RSS before and after counting.
 
@@ -60,6 +60,8 @@ def deep_size(root: Any, counted: set[int]) -> int:
         counted.add(id(obj))
         total += sys.getsizeof(obj)
         stack.extend(gc.get_referents(obj))
+        if isinstance(obj, dict):  # a dict of str keys does not report its keys
+            stack.extend(obj)
     return total
 
 
