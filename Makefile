@@ -8,7 +8,7 @@ SIMULATE ?= 1
 PYTEST_ARGS ?=
 
 .PHONY: help setup tools up down status test check lint format typecheck schema generated \
-	regenerate eval-alerts eval-alerts-quick bench bench-render reliability clean
+	regenerate eval-alerts eval-alerts-quick bench bench-render bench-memory reliability clean
 
 help:
 	@echo "make up [SIMULATE=0]  start the local stack (Kafka, topics, worker, ...), idempotent"
@@ -92,3 +92,7 @@ bench: setup
 # RENDER_EVENTS=100000 RENDER_RUNS=5 for a quick run.
 bench-render: setup
 	$(PY) -m benchmarks.render
+# What the worker's state costs per event (first index, seen, counts, view), in-process,
+# no Kafka; BENCH_EVENTS=50000 for a quick run (docs/performance.md, "Memory").
+bench-memory: setup
+	$(PY) -m benchmarks.memory

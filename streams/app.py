@@ -103,8 +103,13 @@ class FaustTable:
             self.pending.append((partition, raw_key, None))
         else:
             self.table.data[key] = value
-            raw_value = self._dumps(
-                value, self.table.value_serializer, self.table.changelog_topic.prepare_value
+            # bytes are a value already serialized (the counter's ``seen`` batches).
+            raw_value = (
+                value
+                if isinstance(value, bytes)
+                else self._dumps(
+                    value, self.table.value_serializer, self.table.changelog_topic.prepare_value
+                )
             )
             self.pending.append((partition, raw_key, raw_value))
 

@@ -15,6 +15,11 @@ batch (``s|<p>|<day>|<first type><first offset>`` -> ``[[event_id, type, offset]
 an in-memory index (event id -> first sighting) is rebuilt from that table after
 every recovery.
 
+Memory (benchmarks/memory.py): the counter's own ``seen`` writes keep that value as
+its serialized JSON (``bytes``, exactly the changelog record), while values Faust
+decoded from the changelog are lists; :func:`seen_entries` reads both. The index
+holds each sighting packed into one int (:meth:`EventCounter.sighting` unpacks it).
+
 Key layout (``|``-separated; slugs and enumerations never contain ``|`` or ``,``):
 
 =====================================  ===========================================
@@ -40,6 +45,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
+
+import orjson
 
 from services.contract.classify import Accepted, Classifier, Rejected
 from streams.labels import join, label_values, units
@@ -85,6 +92,26 @@ class Message(NamedTuple):
     stamp: datetime  # the message timestamp (LogAppendTime on the contract topics)
 
 
+class Sighting(NamedTuple):
+    """Where an event was first seen."""
+
+    code: str  # the type code of its topic
+    partition: int
+    offset: int
+
+
+def seen_entries(value: Any) -> list[list[Any]]:
+    """The ``[event_id, code, offset]`` entries of a ``seen`` value, either form.
+
+    The counter's own writes hold the serialized JSON (``bytes``); values Faust
+    decoded from the changelog (recovery, standby) hold the lists themselves.
+    """
+    if isinstance(value, bytes | bytearray | memoryview):
+        entries: list[list[Any]] = orjson.loads(value)
+        return entries
+    return value or []
+
+
 class Result(StrEnum):
     """What happened to one message."""
 
@@ -105,6 +132,12 @@ class Outcome:
     event_id: str | None = None
     occurred_at: datetime | None = None
 
+
+# A packed sighting: offset << 24 | partition << 8 | type code id.
+_CODE_BITS: Final = 8
+_CODE_MASK: Final = (1 << _CODE_BITS) - 1
+_PARTITION_MASK: Final = 0xFFFF
+_OFFSET_SHIFT: Final = _CODE_BITS + 16
 
 _M: Final = 0x5BD1E995
 _MASK: Final = 0xFFFFFFFF
@@ -182,19 +215,53 @@ class EventCounter:
         self._counts: dict[str, tuple[int, Value]] = {}
         self._sightings: dict[int, list[list[Any]]] = {}  # partition -> new first sightings
         self._sighting_day: dict[int, int] = {}
-        self.first: dict[str, tuple[str, int, int]] = {}  # event id -> (type, partition, offset)
+        if partitions > _PARTITION_MASK + 1:
+            raise ValueError(f"at most {_PARTITION_MASK + 1} partitions, not {partitions}")
+        # Event id -> its first sighting packed into one int (a tuple costs three times
+        # the memory, and the index holds every event id of the de-duplication window).
+        self.first: dict[str, int] = {}
+        self._code_ids: dict[str, int] = {}
+        self._codes: list[str] = []
+        for code in sorted(set(topic_codes.values())):  # the same ids in every counter
+            self._pack(code, 0, 0)
         self.rebuild_index()
+
+    def _pack(self, code: str, partition: int, offset: int) -> int:
+        code_id = self._code_ids.get(code)
+        if code_id is None:
+            if len(self._codes) > _CODE_MASK:
+                raise ValueError(f"more than {_CODE_MASK + 1} type codes")
+            code_id = self._code_ids[code] = len(self._codes)
+            self._codes.append(code)
+        return (offset << _OFFSET_SHIFT) | (partition << _CODE_BITS) | code_id
+
+    def _unpack(self, packed: int) -> Sighting:
+        return Sighting(
+            self._codes[packed & _CODE_MASK],
+            (packed >> _CODE_BITS) & _PARTITION_MASK,
+            packed >> _OFFSET_SHIFT,
+        )
+
+    def sighting(self, event_id: str) -> Sighting | None:
+        """Where ``event_id`` was first seen, if it is within the window."""
+        packed = self.first.get(event_id)
+        return None if packed is None else self._unpack(packed)
+
+    def sightings(self) -> Iterator[tuple[str, Sighting]]:
+        """Every event id in the index and its first sighting."""
+        for event_id, packed in self.first.items():
+            yield event_id, self._unpack(packed)
 
     def rebuild_index(self) -> None:
         """Rebuild the first-sighting index from the ``seen`` table (after recovery)."""
         self.first.clear()
-        for key, entries in self.seen.items():
-            if key.startswith("s|") and entries:
+        for key, value in self.seen.items():
+            if key.startswith("s|") and value:
                 p = int(key.split("|")[1])
-                for event_id, code, offset in entries:
+                for event_id, code, offset in seen_entries(value):
                     known = self.first.get(event_id)
-                    if known is None or (p, offset) < (known[1], known[2]):
-                        self.first[event_id] = (code, p, offset)
+                    if known is None or (p, offset) < self._unpack(known)[1:]:
+                        self.first[event_id] = self._pack(code, p, offset)
 
     def _count_value(self, key: str) -> Any:
         pending = self._counts.get(key)
@@ -225,7 +292,7 @@ class EventCounter:
                 # Offsets are per topic: the first sighting's type and offset name the batch.
                 first_code, first_offset = entries[0][1], entries[0][2]
                 key = f"s|{partition}|{day}|{first_code}{first_offset}"
-                self.seen.put(partition, key, entries)
+                self.seen.put(partition, key, orjson.dumps(entries))
             for key, (partition, value) in self._counts.items():
                 self.counts.put(partition, key, value)
                 self.on_write(key, value)
@@ -261,11 +328,12 @@ class EventCounter:
             # Counted only on its key's home partition, so duplicates always meet.
             return Outcome(Result.REROUTED, event.type, reroute_partition=home, event_id=event_id)
         first = self.first.get(event_id)
-        if first is not None and first != (code, partition, offset):
+        here = self._pack(code, partition, offset)
+        if first is not None and first != here:
             self._bump(partition, f"d|{code}|{partition}", 1, 1, offset)
             return Outcome(Result.DUPLICATE, event.type, event_id=event_id)
         if first is None:
-            self.first[event_id] = (code, partition, offset)
+            self.first[event_id] = here
             if partition not in self._sightings:
                 self._sightings[partition] = []
                 self._sighting_day[partition] = int(stamp.timestamp() // 86400)
@@ -290,14 +358,14 @@ class EventCounter:
             self.counts.put(partition, key, None)
             self.on_write(key, None)
         old = [
-            (key, entries)
-            for key, entries in list(self.seen.items())
+            (key, value)
+            for key, value in list(self.seen.items())
             if key.startswith(f"s|{partition}|") and int(key.split("|")[2]) < day_cut
         ]
-        for key, entries in old:
+        for key, value in old:
             self.seen.put(partition, key, None)
-            for event_id, code, offset in entries or []:
-                if self.first.get(event_id) == (code, partition, offset):
+            for event_id, code, offset in seen_entries(value):
+                if self.first.get(event_id) == self._pack(code, partition, offset):
                     del self.first[event_id]
         return len(doomed) + len(old)
 

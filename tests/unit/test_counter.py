@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,7 +14,15 @@ from hypothesis import strategies as st
 from services.contract.classify import Classifier
 from services.contract.events import ReferralReceived, SafeguardingAction
 from services.publisher import encode
-from streams.counter import DictTable, EventCounter, Message, Result, canonical_partition
+from streams.counter import (
+    DictTable,
+    EventCounter,
+    Message,
+    Result,
+    Sighting,
+    canonical_partition,
+    seen_entries,
+)
 from streams.view import CountsView
 
 TZ = ZoneInfo("Europe/London")
@@ -135,7 +144,7 @@ def test_kill_9_at_any_write_then_replay_is_exact(cut: int, replay_from: int, ba
         reference.handle(*m)
     assert dict(counts) == dict(reference.counts)
     # the de-duplication state, as a restarted worker rebuilds it from the table
-    assert make(counts, seen).first == reference.first
+    assert dict(make(counts, seen).sightings()) == dict(reference.sightings())
 
 
 def test_duplicate_counted_once_and_in_duplicates() -> None:
@@ -197,8 +206,22 @@ def test_expire_removes_only_that_partitions_old_keys() -> None:
         if p == victim:
             assert res in ("d", "t")
     assert all(not k.startswith(f"s|{victim}|") for k in counter.seen)
-    assert all(p != victim for _, p, _ in counter.first.values())
-    assert any(p != victim for _, p, _ in counter.first.values())
+    assert all(s.partition != victim for _, s in counter.sightings())
+    assert any(s.partition != victim for _, s in counter.sightings())
+
+
+def test_expire_reads_seen_values_decoded_from_the_changelog() -> None:
+    """After a recovery the seen values are lists (Faust decodes the JSON): expiry
+    must delete their keys and forget their sightings as for the counter's bytes."""
+    counter = make()
+    for i in range(20):
+        counter.handle(*message(referral(i), i))
+    decoded = DictTable({k: orjson.loads(v) for k, v in counter.seen.items()})
+    restarted = make(seen=decoded)
+    for p in range(P):
+        restarted.expire(p, NOW + timedelta(days=40), seen_days=30)
+    assert restarted.seen == {}
+    assert restarted.first == {}
 
 
 @pytest.mark.parametrize("occurred", ["2025-10-26T00:30:00+01:00", "2025-10-26T01:30:00+00:00"])
@@ -242,3 +265,47 @@ def test_first_sightings_of_two_topics_at_one_offset_survive_a_restart() -> None
     restarted = make(seen=seen)  # rebuilds its index from the seen table
     assert restarted.handle(*message(ref, 7)).result is Result.DUPLICATE
     assert restarted.handle(*message(child, 7)).result is Result.DUPLICATE
+
+
+@given(
+    code=st.sampled_from(["r", "s"]),
+    partition=st.integers(min_value=0, max_value=P - 1),
+    offset=st.integers(min_value=0, max_value=2**62),
+)
+def test_packed_sighting_round_trips(code: str, partition: int, offset: int) -> None:
+    counter = make()
+    counter.first["e"] = counter._pack(code, partition, offset)
+    assert counter.sighting("e") == Sighting(code, partition, offset)
+    assert counter.sighting("other") is None
+
+
+def test_seen_values_are_the_changelog_json_and_rebuild_from_either_form() -> None:
+    """The counter keeps its seen batches as the serialized JSON, byte for byte the
+    changelog record (list of [event_id, code, offset]); a restarted counter rebuilds
+    the same index from those bytes, from the lists Faust decodes, or a mix."""
+    counter = make()
+    events = [referral(i % 25) for i in range(60)]  # with duplicates
+    batch = [Message(*message(e, 100 + i)) for i, e in enumerate(events)]
+    for start in range(0, len(batch), 7):
+        counter.handle_batch(batch[start : start + 7])
+    assert counter.seen
+    assert all(isinstance(v, bytes) for v in counter.seen.values())
+    decoded = {k: orjson.loads(v) for k, v in counter.seen.items()}
+    for key, entries in decoded.items():
+        assert all(isinstance(i, str) and c == "r" and isinstance(o, int) for i, c, o in entries)
+        assert orjson.dumps(entries) == counter.seen[key]
+        assert seen_entries(counter.seen[key]) == entries == seen_entries(entries)
+    assert sum(len(v) for v in decoded.values()) == 25
+    expected = dict(counter.sightings())
+    assert len(expected) == 25
+    keys = sorted(decoded)
+    mixed = {k: (decoded[k] if n % 2 else counter.seen[k]) for n, k in enumerate(keys)}
+    for seen in (dict(counter.seen), decoded, mixed):
+        restarted = make(seen=DictTable(seen))
+        assert dict(restarted.sightings()) == expected
+        assert restarted.first == counter.first
+        # a replay after the restart: first sightings are themselves, the rest duplicates
+        before = dict(restarted.seen)
+        results = [o.result for o in restarted.handle_batch(batch)]
+        assert results == [Result.COUNTED] * 25 + [Result.DUPLICATE] * 35
+        assert restarted.seen == before
