@@ -43,7 +43,6 @@ from streams.collector import StreamCollector
 from streams.counter import EventCounter, Message, Outcome, Result
 from streams.labels import BY_TYPE
 from streams.periods import PeriodCollector
-from streams.quiet_monitor import QuietMonitor
 from streams.view import CountsView
 
 log = structlog.get_logger(__name__)
@@ -197,10 +196,6 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
         web_port=settings.worker_port,
         datadir=str(settings.data_dir / "faust"),
         loghandlers=[],
-        # Faust's per-message overhead (docs/performance.md): no per-event statistics
-        # (our metrics are our own), and the stream takes queued events without an await.
-        Monitor=QuietMonitor,
-        cython_optimizations=True,
     )
     source = app.topic(
         *topics,
