@@ -37,7 +37,7 @@ from opsmetrics.settings import Settings
 from services.contract.classify import Classifier
 from services.kafka_access import ssl_context
 from services.topics import deadletter_topic, event_topics
-from streams import api, batches, producer_flush
+from streams import api, batches, consumer_fast_path, producer_flush
 from streams.collector import StreamCollector
 from streams.counter import EventCounter, Message, Outcome, Result
 from streams.exposition import TextRenderer
@@ -179,6 +179,7 @@ class StreamState:
 def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamState]:
     """Build the worker's Faust app for ``settings``; source topics have ``partitions``."""
     producer_flush.install()  # commit offsets only after every table write was sent
+    consumer_fast_path.install()  # no four tasks per message (docs/performance.md)
     state = StreamState(settings, partitions)
     topics = event_topics(settings)  # full name -> EventType
     codes = {name: BY_TYPE[etype].code for name, etype in topics.items()}
