@@ -369,16 +369,19 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
         """
         if not state.ready:
             return
-        tps = [TP(name_of_code[code], p) for code, p in sorted(state.active)]
+        now = time.monotonic()
+        tps = [
+            TP(name_of_code[code], p)
+            for code, p in sorted(state.active)
+            if now - state.last_read.get((name_of_code[code], p), now) >= QUIET_S
+        ]
         if not tps:
-            return
+            return  # every partition is flowing: no need to ask the broker
         ends = await app.consumer.highwaters(*tps)
         firsts = await app.consumer.earliest_offsets(*tps)
-        now = time.monotonic()
         for tp in tps:
             end, first = ends.get(tp), firsts.get(tp, 0)
-            quiet = now - state.last_read.get((tp.topic, tp.partition), now) >= QUIET_S
-            if end is None or not quiet:
+            if end is None:
                 continue
             nxt = guard.expected(tp.topic, tp.partition)
             start = first if nxt is None else nxt

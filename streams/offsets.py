@@ -19,21 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 from streams.counter import Message, TableLike
 
 TopicPartition = tuple[str, int]
-
-
-class SeekableConsumer(Protocol):
-    """What the guard needs of Faust's consumer (a TP is a (topic, partition) tuple)."""
-
-    async def seek(self, partition: Any, offset: int) -> None:
-        """Read ``partition`` again from ``offset``."""
-
-    async def earliest_offsets(self, *partitions: Any) -> Any:
-        """The first offset still held by the broker, by partition."""
 
 
 @dataclass(frozen=True, slots=True)
