@@ -1,7 +1,9 @@
 """The Prometheus collector: contract metrics summed over this worker's active partitions.
 
 Window gauges and counters are read at scrape time from the view's incremental sums
-(streams/view.py); each sample's label dict is built once, at start-up.
+(streams/view.py); each sample's label dict is built once, at start-up, and each
+label set keeps its lines of text until its row changes, so a scrape formats only
+the label sets that changed (streams/exposition.py, ``RenderedMetric``).
 Every configured label combination is exported from the start with value 0, so
 boards show zeros and ``increase()`` sees the first event. A label value is only
 ever one of the configured forces and divisions or an enumeration of the contract.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -19,7 +22,8 @@ from prometheus_client.samples import Sample
 
 from opsmetrics.settings import Force
 from services.contract.classify import RejectReason
-from streams.labels import FAMILIES, all_label_sets, join
+from streams.exposition import RenderedMetric, number, sample_prefix
+from streams.labels import FAMILIES, Family, all_label_sets, join
 from streams.view import EVENTS, ROW, UNITS, WINDOWS, CountsView, Edges
 
 Active = Callable[[], set[tuple[str, int]] | None]
@@ -27,14 +31,33 @@ ZERO_ROW = (0,) * ROW
 
 
 class _LabelSet:
-    """One configured label set of a family, with its samples' label dicts built once."""
+    """One configured label set of a family: its samples' label dicts, built once, and
+    its lines of text for the last row exported."""
 
-    __slots__ = ("counter", "key", "windows")
+    __slots__ = ("counter", "counter_line", "gauge_lines", "key", "prefixes", "row", "windows")
 
-    def __init__(self, names: tuple[str, ...], values: tuple[str, ...]) -> None:
+    def __init__(self, fam: Family, values: tuple[str, ...]) -> None:
         self.key = join(values)
-        self.counter = dict(zip(names, values, strict=True))
+        self.counter = dict(zip(fam.labels, values, strict=True))
         self.windows = [{**self.counter, "window": w} for w in WINDOWS]
+        self.prefixes = [sample_prefix(fam.window_gauge, labels) for labels in self.windows]
+        self.prefixes.append(sample_prefix(fam.counter + "_total", self.counter))
+        self.row: tuple[int, ...] | None = None
+        self.counter_line = self.gauge_lines = ""
+
+    def lines(self, row: tuple[int, ...]) -> tuple[str, str]:
+        """The counter line and the window gauges' lines for ``row`` (kept until it changes)."""
+        if row != self.row:
+            self.row = row
+            prefixes = self.prefixes
+            self.gauge_lines = "".join(
+                f"{prefixes[w]}{number(row[w])}\n" for w in range(len(WINDOWS))
+            )
+            self.counter_line = f"{prefixes[-1]}{number(row[UNITS])}\n"
+        return self.counter_line, self.gauge_lines
+
+
+Snapshot = list[tuple[_LabelSet, tuple[int, ...]]]  # each label set and its exported row
 
 
 class StreamCollector(Collector):
@@ -65,7 +88,7 @@ class StreamCollector(Collector):
         self.last_event = last_event
         self.lag = lag
         self.label_sets = {
-            f.code: [_LabelSet(f.labels, v) for v in all_label_sets(f, forces)] for f in FAMILIES
+            f.code: [_LabelSet(f, v) for v in all_label_sets(f, forces)] for f in FAMILIES
         }
         self.expected = [
             (slug, division, force.rates.referrals_received / len(force.divisions))
@@ -95,21 +118,29 @@ class StreamCollector(Collector):
             rows = rows_by_code.get(fam.code, {})
             # Label sets no longer configured are never exported, but their events count.
             events_by_type[fam.type.value] = sum(row[EVENTS] for row in rows.values())
-            counter = CounterMetricFamily(fam.counter, fam.help + ".", labels=fam.labels)
-            gauge = GaugeMetricFamily(
+            snapshot = [
+                (label_set, tuple(rows.get(label_set.key, ZERO_ROW)))
+                for label_set in self.label_sets[fam.code]
+            ]
+            counter_lines, gauge_lines = [], []
+            for label_set, row in snapshot:
+                counter_line, gauge_text = label_set.lines(row)
+                counter_lines.append(counter_line)
+                gauge_lines.append(gauge_text)
+            yield RenderedMetric(
+                fam.counter,
+                fam.help + ".",
+                "counter",
+                "".join(counter_lines),
+                partial(_counter_samples, fam, snapshot),
+            )
+            yield RenderedMetric(
                 fam.window_gauge,
                 fam.help + ", in rolling (1h, 24h, 7d, 28d) and calendar windows.",
-                labels=[*fam.labels, "window"],
+                "gauge",
+                "".join(gauge_lines),
+                partial(_gauge_samples, fam, snapshot),
             )
-            counter_name, gauge_name = fam.counter + "_total", fam.window_gauge
-            counter_samples, gauge_samples = counter.samples, gauge.samples
-            for label_set in self.label_sets[fam.code]:
-                row = rows.get(label_set.key, ZERO_ROW)
-                counter_samples.append(Sample(counter_name, label_set.counter, row[UNITS]))
-                for w, labels in enumerate(label_set.windows):
-                    gauge_samples.append(Sample(gauge_name, labels, row[w]))
-            yield counter
-            yield gauge
         yield from self._pipeline(active, events_by_type)
 
     def _pipeline(
@@ -172,3 +203,17 @@ class StreamCollector(Collector):
         for (topic, partition), n in sorted(self.lag().items()):
             lag.add_metric([topic, str(partition)], n)
         yield lag
+
+
+def _counter_samples(fam: Family, snapshot: Snapshot) -> list[Sample]:
+    name = fam.counter + "_total"
+    return [Sample(name, label_set.counter, row[UNITS]) for label_set, row in snapshot]
+
+
+def _gauge_samples(fam: Family, snapshot: Snapshot) -> list[Sample]:
+    name = fam.window_gauge
+    return [
+        Sample(name, labels, row[w])
+        for label_set, row in snapshot
+        for w, labels in enumerate(label_set.windows)
+    ]

@@ -8,6 +8,10 @@ before the value (``name{label="value",...} ``) is cached per (name, label dict)
 only the value is formatted. Output is byte-equal to ``generate_latest`` (tested);
 samples with a timestamp, and label dicts seen for the first time, take the library's
 own formatting.
+
+A collector that can keep its own lines (the stream collector: a few thousand label
+sets, most unchanged between scrapes) yields a :class:`RenderedMetric`, whose text is
+written as it is; its ``samples`` are built only for readers that ask for them.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import CollectorRegistry
+from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 _OM_SUFFIXES = ("_created", "_gsum", "_gcount")
@@ -25,7 +31,7 @@ _LEGACY = openmetrics.UNDERSCORES
 _value: Callable[[float], str] = floatToGoString  # the library's number format
 
 
-def _number(value: float) -> str:
+def number(value: float) -> str:
     """The library's number format; whole numbers below a million without its checks."""
     if type(value) is int and -1_000_000 < value < 1_000_000:
         return f"{value}.0"  # what repr(float(value)) gives in that range
@@ -38,7 +44,7 @@ def _escape_value(value: str) -> str:
     return escaped
 
 
-def _prefix(name: str, labels: dict[str, str]) -> str:
+def sample_prefix(name: str, labels: dict[str, str]) -> str:
     """``name{labels} `` exactly as generate_latest writes it (legacy escaping)."""
     metric = openmetrics.escape_metric_name(name, _LEGACY)
     if not labels:
@@ -48,6 +54,39 @@ def _prefix(name: str, labels: dict[str, str]) -> str:
         for k, v in sorted(labels.items())
     )
     return f"{metric}{{{inner}}} "
+
+
+class RenderedMetric(Metric):
+    """A metric family that carries its sample lines already in the text format.
+
+    ``body`` is every sample line (``sample_prefix(name, labels) + number(value)``),
+    in order; :class:`TextRenderer` writes it after the family's HELP and TYPE. Other
+    readers (``generate_latest``, tests) get ``samples``, built on first access.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        typ: str,
+        body: str,
+        samples: Callable[[], list[Sample]],
+    ) -> None:
+        super().__init__(name, documentation, typ)
+        self.body = body
+        self._make_samples: Callable[[], list[Sample]] | None = samples
+
+    @property
+    def samples(self) -> list[Sample]:
+        """The samples the body holds (built once, when first read)."""
+        if self._make_samples is not None:
+            self._samples = self._make_samples()
+            self._make_samples = None
+        return self._samples
+
+    @samples.setter
+    def samples(self, value: list[Sample]) -> None:
+        self._samples = value
 
 
 class TextRenderer:
@@ -63,15 +102,15 @@ class TextRenderer:
     def _line(self, sample: Any, generation: int) -> str:
         if sample.timestamp is not None:
             ms = int(float(sample.timestamp) * 1000)
-            prefix = _prefix(sample.name, sample.labels)
+            prefix = sample_prefix(sample.name, sample.labels)
             return f"{prefix}{_value(sample.value)} {ms:d}\n"
         key = (sample.name, id(sample.labels))
         hit = self._cache.get(key)
         if hit is None or hit[0] is not sample.labels:
-            hit = [sample.labels, _prefix(sample.name, sample.labels), None, "", 0]
+            hit = [sample.labels, sample_prefix(sample.name, sample.labels), None, "", 0]
             self._cache[key] = hit
         value = sample.value
-        hit[2], hit[3], hit[4] = value, hit[1] + _number(value) + "\n", generation
+        hit[2], hit[3], hit[4] = value, hit[1] + number(value) + "\n", generation
         line: str = hit[3]
         return line
 
@@ -97,6 +136,9 @@ class TextRenderer:
             doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
             name = openmetrics.escape_metric_name(mname, _LEGACY)
             append(f"# HELP {name} {doc}\n# TYPE {name} {mtype}\n")
+            if isinstance(metric, RenderedMetric):
+                append(metric.body)
+                continue
             om_suffix = {metric.name + suffix: suffix for suffix in _OM_SUFFIXES}
             om: dict[str, list[str]] = {}
             for s in metric.samples:
