@@ -37,7 +37,7 @@ from opsmetrics.settings import Settings
 from services.contract.classify import Classifier
 from services.kafka_access import ssl_context
 from services.topics import deadletter_topic, event_topics
-from streams import api, batches, consumer_fast_path, producer_flush
+from streams import api, batches, consumer_fast_path, heap, producer_flush
 from streams.collector import StreamCollector
 from streams.counter import EventCounter, Message, Outcome, Result
 from streams.exposition import TextRenderer
@@ -480,6 +480,7 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
         guard.reset()
         now = time.monotonic()  # each partition gets QUIET_S to start flowing
         state.last_read = {(name_of_code[c], p): now for c, p in state.active}
+        heap.settle()  # a full collection now, none of the recovered state later
         state.ready = True
         log.info("rebalanced", active=sorted(state.active))
 
