@@ -39,13 +39,14 @@ topics), never the wall clock, so a replay makes exactly the same writes.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import orjson
 
 from services.contract.classify import Accepted, Classifier, Rejected
@@ -172,16 +173,100 @@ def canonical_partition(event_id: str, partitions: int) -> int:
     return (murmur2_fast(event_id.encode()) & 0x7FFFFFFF) % partitions
 
 
+_NM: Final = np.uint32(_M)
+_S13, _S15, _S24 = np.uint32(13), np.uint32(15), np.uint32(24)
+
+
+def murmur2_many(keys: Sequence[bytes]) -> list[int]:
+    """:func:`murmur2_fast` of every key, computed for all keys of one length at once.
+
+    numpy's uint32 arithmetic wraps modulo 2**32 as the masks above do; a batch's
+    event ids have a handful of lengths, so this is a few dozen array operations
+    instead of a Python loop per key (tests/unit/test_fast_parse.py checks it).
+    """
+    out = [0] * len(keys)
+    by_length: dict[int, list[int]] = {}
+    for i, key in enumerate(keys):
+        by_length.setdefault(len(key), []).append(i)
+    for length, where in by_length.items():
+        rows = np.frombuffer(b"".join([keys[i] for i in where]), dtype=np.uint8)
+        rows = rows.reshape(len(where), length)
+        h = np.full(len(where), 0x9747B28C ^ length, dtype=np.uint32)
+        body = length & ~3
+        if body:
+            words = np.ascontiguousarray(rows[:, :body]).view("<u4")
+            for column in range(body >> 2):
+                k = words[:, column] * _NM
+                k = (k ^ (k >> _S24)) * _NM
+                h = (h * _NM) ^ k
+        extra = length & 3
+        if extra:
+            if extra >= 3:
+                h ^= rows[:, body + 2].astype(np.uint32) << 16
+            if extra >= 2:
+                h ^= rows[:, body + 1].astype(np.uint32) << 8
+            h = (h ^ rows[:, body].astype(np.uint32)) * _NM
+        h = (h ^ (h >> _S13)) * _NM
+        h ^= h >> _S15
+        for i, value in zip(where, h.tolist(), strict=True):
+            out[i] = value
+    return out
+
+
+class LocalDates:
+    """The local date (ordinal) of a UTC instant, remembered per UTC hour.
+
+    An hour is remembered only when its first and last microsecond have the same UTC
+    offset and the same local date: then (one offset change per hour at most) every
+    instant in it has that date. Other hours (a change of offset, or a local midnight
+    inside the hour, as at +05:30) are computed per instant.
+    """
+
+    def __init__(self, tz: ZoneInfo) -> None:
+        self.tz = tz
+        self._hours: dict[int, int | None] = {}
+
+    def ordinal(self, occurred: datetime) -> int:
+        """``occurred.astimezone(tz).date().toordinal()``."""
+        hour = int(occurred.timestamp() // 3600)
+        try:
+            cached = self._hours[hour]
+        except KeyError:
+            cached = self._hours[hour] = self._whole_hour(hour)
+        if cached is None:
+            return occurred.astimezone(self.tz).date().toordinal()
+        return cached
+
+    def _whole_hour(self, hour: int) -> int | None:
+        if len(self._hours) > 100_000:  # far more hours than a replay touches
+            self._hours.clear()
+        start = datetime.fromtimestamp(hour * 3600, UTC).astimezone(self.tz)
+        end = (datetime.fromtimestamp(hour * 3600, UTC) + _HOUR_LAST).astimezone(self.tz)
+        if start.utcoffset() != end.utcoffset() or start.date() != end.date():
+            return None
+        return start.date().toordinal()
+
+
+_HOUR_LAST: Final = timedelta(hours=1, microseconds=-1)
+
+
 def bucket_keys(
-    code: str, partition: int, labels: str, occurred: datetime, stamp: datetime, tz: ZoneInfo
+    code: str,
+    partition: int,
+    labels: str,
+    occurred: datetime,
+    stamp: datetime,
+    tz: ZoneInfo,
+    dates: LocalDates | None = None,
 ) -> list[str]:
-    """The count keys one event is written to (finer buckets only within their horizon)."""
+    """The count keys one event is written to (finer buckets only within their horizon).
+
+    ``dates``, if given, is a :class:`LocalDates` for ``tz`` (the same dates, faster).
+    """
     ts = occurred.timestamp()
     prefix = f"c|{code}|{partition}|"
-    keys = [
-        f"{prefix}t|0|{labels}",
-        f"{prefix}d|{occurred.astimezone(tz).date().toordinal()}|{labels}",
-    ]
+    day = occurred.astimezone(tz).date().toordinal() if dates is None else dates.ordinal(occurred)
+    keys = [f"{prefix}t|0|{labels}", f"{prefix}d|{day}|{labels}"]
     age = stamp - occurred
     if age < HOUR_HORIZON:
         keys.append(f"{prefix}h|{int(ts // 3600)}|{labels}")
@@ -209,6 +294,7 @@ class EventCounter:
         self.counts = counts
         self.seen = seen
         self.tz = tz
+        self.dates = LocalDates(tz)
         self.on_write = on_write or (lambda key, value: None)
         # Writes of the batch in progress: key -> (partition, value). Each key is
         # written once per batch, with the offset of the last message applied to it.
@@ -268,7 +354,8 @@ class EventCounter:
         return pending[1] if pending is not None else self.counts.get(key)
 
     def _bump(self, partition: int, key: str, add_units: int, add_events: int, offset: int) -> None:
-        current = self._count_value(key)
+        pending = self._counts.get(key)  # _count_value, inlined: four calls an event
+        current = pending[1] if pending is not None else self.counts.get(key)
         if current is not None and current[2] >= offset:
             return  # this source message was already applied to this key
         value = (
@@ -280,8 +367,11 @@ class EventCounter:
 
     def handle_batch(self, messages: Iterable[Message]) -> list[Outcome]:
         """Apply messages in order; write each touched key once at the end."""
+        batch = messages if isinstance(messages, list) else list(messages)
+        # Each message's key's murmur2, at once; used when the key is the event id.
+        hashes = murmur2_many([b"" if m.key is None else m.key for m in batch])
         try:
-            return [self._handle(m) for m in messages]
+            return [self._handle(m, h) for m, h in zip(batch, hashes, strict=True)]
         finally:
             self._flush()
 
@@ -313,7 +403,7 @@ class EventCounter:
         """Classify one message and apply it; ``stamp`` is the message's timestamp."""
         return self.handle_batch([Message(topic, partition, offset, key, value, stamp)])[0]
 
-    def _handle(self, msg: Message) -> Outcome:
+    def _handle(self, msg: Message, key_hash: int) -> Outcome:
         topic, partition, offset, key, value, stamp = msg
         code = self.topic_codes[topic]
         outcome = self.classifier.classify(topic, value, now=stamp)
@@ -323,8 +413,13 @@ class EventCounter:
         assert isinstance(outcome, Accepted)
         event = outcome.event
         event_id = event.event_id
-        home = canonical_partition(event_id, self.partitions)
-        if home != partition or key != event_id.encode():
+        raw_id = event_id.encode()
+        home = (
+            ((key_hash & 0x7FFFFFFF) % self.partitions)
+            if key == raw_id  # key_hash is the murmur2 of the key, so of the event id
+            else canonical_partition(event_id, self.partitions)
+        )
+        if home != partition or key != raw_id:
             # Counted only on its key's home partition, so duplicates always meet.
             return Outcome(Result.REROUTED, event.type, reroute_partition=home, event_id=event_id)
         first = self.first.get(event_id)
@@ -340,7 +435,10 @@ class EventCounter:
             self._sightings[partition].append([event_id, code, offset])
         n = units(event)
         labels = join(label_values(event))
-        for bucket_key in bucket_keys(code, partition, labels, event.occurred_at, stamp, self.tz):
+        occurred = event.occurred_at
+        for bucket_key in bucket_keys(
+            code, partition, labels, occurred, stamp, self.tz, self.dates
+        ):
             self._bump(partition, bucket_key, n, 1, offset)
         return Outcome(Result.COUNTED, event.type, event_id=event_id, occurred_at=event.occurred_at)
 

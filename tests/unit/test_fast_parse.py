@@ -2,15 +2,17 @@
 
 ``parse_object`` (orjson with a canonical re-encoding check) against ``parse_strict``
 (the standard library with duplicate-key, constant and integer checks), and
-``murmur2_fast`` against kafka-python's ``murmur2``, on generated inputs.
+``murmur2_fast`` and ``murmur2_many`` against kafka-python's ``murmur2``, and
+``LocalDates`` against ``astimezone``, on generated inputs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 from hypothesis import HealthCheck, given, settings
@@ -19,7 +21,7 @@ from kafka.partitioner.default import murmur2
 
 from services.contract.classify import parse_object, parse_strict
 from services.contract.events import KNOWN_FIELDS, ReferralReceived
-from streams.counter import murmur2_fast
+from streams.counter import LocalDates, murmur2_fast, murmur2_many
 
 scalars = (
     st.none()
@@ -127,3 +129,66 @@ def test_deep_nesting_parses_the_same() -> None:
 @given(st.binary(max_size=300))
 def test_murmur2_fast_is_kafkas_murmur2(data: bytes) -> None:
     assert murmur2_fast(data) == murmur2(data) & 0xFFFFFFFF
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.binary(max_size=140), max_size=40) | st.lists(st.binary(min_size=36, max_size=36))
+)
+def test_murmur2_many_is_kafkas_murmur2(keys: list[bytes]) -> None:
+    assert murmur2_many(keys) == [murmur2(k) & 0xFFFFFFFF for k in keys]
+
+
+# Zones with DST, half-hour and 45-minute offsets, a 30-minute DST shift, a date-line jump.
+ZONES = [
+    "Europe/London",
+    "Asia/Kolkata",
+    "Asia/Kathmandu",
+    "America/St_Johns",
+    "Australia/Lord_Howe",
+    "Pacific/Apia",
+    "America/Santiago",
+    "UTC",
+]
+instants = st.integers(
+    min_value=int(datetime(2000, 1, 1, tzinfo=UTC).timestamp() * 1_000_000),
+    max_value=int(datetime(2040, 1, 1, tzinfo=UTC).timestamp() * 1_000_000),
+)
+
+
+def _around_transitions(zone: ZoneInfo, years: range) -> list[datetime]:
+    """Instants within a second of every offset change and local midnight in ``years``."""
+    out = []
+    t = datetime(years.start, 1, 1, tzinfo=UTC)
+    step = timedelta(hours=1)
+    previous = t.astimezone(zone)
+    while t.year < years.stop:
+        t += step
+        local = t.astimezone(zone)
+        if local.utcoffset() != previous.utcoffset() or local.date() != previous.date():
+            for m in range(0, 61, 5):
+                for us in (-1_000_001, -1, 0, 1):
+                    out.append(t - step + timedelta(minutes=m, microseconds=us))
+        previous = local
+    return out
+
+
+def test_local_dates_near_every_transition() -> None:
+    for name in ZONES:
+        zone = ZoneInfo(name)
+        dates = LocalDates(zone)
+        for t in _around_transitions(zone, range(2000, 2003)) + _around_transitions(
+            zone, range(2011, 2013)
+        ):
+            for occurred in (t, t.astimezone(zone), t.astimezone(ZoneInfo("Asia/Tokyo"))):
+                assert dates.ordinal(occurred) == occurred.astimezone(zone).date().toordinal()
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.sampled_from(ZONES), st.lists(instants, min_size=1, max_size=20))
+def test_local_dates_is_astimezone(name: str, micros: list[int]) -> None:
+    zone = ZoneInfo(name)
+    dates = LocalDates(zone)
+    for us in micros:
+        occurred = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
+        assert dates.ordinal(occurred) == occurred.astimezone(zone).date().toordinal()
