@@ -34,7 +34,13 @@ from typing import Any
 from opsmetrics.settings import Settings
 from services.contract.classify import Classifier
 from services.topics import event_topics
-from streams.counter import DictTable, EventCounter, Message, canonical_partition
+from streams.counter import (
+    DictTable,
+    EventCounter,
+    Message,
+    canonical_partition,
+    count_lists,
+)
 from streams.labels import BY_TYPE
 from streams.view import CountsView
 
@@ -127,7 +133,7 @@ def run(total: int) -> list[tuple[str, int, int, int]]:
     rows.append(("seen table values", len(seen), deep_size(dict(seen), counted), seen_traced))
     counts_traced, _ = traced(lambda: DictTable(_copies(counts.items())))
     rows.append(("counts table", len(counts), deep_size(dict(counts), counted), counts_traced))
-    view_traced, _ = traced(lambda: _rebuilt_view(counts.items()))
+    view_traced, _ = traced(lambda: _rebuilt_view(count_lists(counts.items())))
     view_size = deep_size([view.series, view.duplicates, view.rejected], counted)
     rows.append(("view", sum(len(s) for s in view.series.values()), view_size, view_traced))
     rows.append(("RSS growth while counting", 0, rss1 - rss0, 0))
