@@ -8,7 +8,7 @@ SIMULATE ?= 1
 PYTEST_ARGS ?=
 
 .PHONY: help setup tools up down status test check lint format typecheck schema generated \
-	regenerate eval-alerts eval-alerts-quick bench bench-render bench-memory reliability clean
+	regenerate eval-alerts eval-alerts-quick bench bench-render bench-memory bench-rss reliability clean
 
 help:
 	@echo "make up [SIMULATE=0]  start the local stack (Kafka, topics, worker, ...), idempotent"
@@ -96,3 +96,7 @@ bench-render: setup
 # no Kafka; BENCH_EVENTS=50000 for a quick run (docs/performance.md, "Memory").
 bench-memory: setup
 	$(PY) -m benchmarks.memory
+# The real worker's RSS over a backlog (idle, each 10%, peak), per variant of its
+# environment; BENCH_EVENTS (default 200000), RSS_VARIANTS (docs/performance.md, "Memory").
+bench-rss: setup
+	$(PY) -m benchmarks.rss

@@ -8,7 +8,8 @@ divisions of benchmarks/forces.toml over 30 days of event time, 0.5% duplicates,
 stamped "now" (as when a backlog is published at once: all first sightings are within
 the de-duplication window). No Kafka.
 
-Then it reports, for each structure, its deep size (every object reachable from it,
+Then it reports, for each structure (the period API's day buckets included, as the
+worker builds them from the counts changelog), its deep size (every object reachable from it,
 ``sys.getsizeof``, keys included, each object counted once, in the order of the table,
 so the event id strings shared by the index and the seen table count under the index), the
 allocations ``tracemalloc`` sees while the structure is rebuilt from its source, and
@@ -34,8 +35,15 @@ from typing import Any
 from opsmetrics.settings import Settings
 from services.contract.classify import Classifier
 from services.topics import event_topics
-from streams.counter import DictTable, EventCounter, Message, canonical_partition
+from streams.counter import (
+    DictTable,
+    EventCounter,
+    Message,
+    canonical_partition,
+    count_lists,
+)
 from streams.labels import BY_TYPE
+from streams.periods import DayBuckets
 from streams.view import CountsView
 
 HERE = Path(__file__).parent
@@ -127,9 +135,13 @@ def run(total: int) -> list[tuple[str, int, int, int]]:
     rows.append(("seen table values", len(seen), deep_size(dict(seen), counted), seen_traced))
     counts_traced, _ = traced(lambda: DictTable(_copies(counts.items())))
     rows.append(("counts table", len(counts), deep_size(dict(counts), counted), counts_traced))
-    view_traced, _ = traced(lambda: _rebuilt_view(counts.items()))
+    view_traced, _ = traced(lambda: _rebuilt_view(count_lists(counts.items())))
     view_size = deep_size([view.series, view.duplicates, view.rejected], counted)
     rows.append(("view", sum(len(s) for s in view.series.values()), view_size, view_traced))
+    # The period API's copy of the day buckets (streams/periods.py), which every worker
+    # keeps by tailing the counts changelog: fed with the records the counter wrote.
+    days_traced, days = traced(lambda: _day_buckets(count_lists(counts.items())))
+    rows.append(("period day buckets", len(days), deep_size(days.days, counted), days_traced))
     rows.append(("RSS growth while counting", 0, rss1 - rss0, 0))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     rows.append(("process peak RSS (incl. messages)", 0, peak, 0))
@@ -152,6 +164,13 @@ def _copy(value: Any) -> Any:
     return value
 
 
+def _day_buckets(items: Iterable[tuple[str, Any]]) -> DayBuckets:
+    buckets = DayBuckets()
+    for key, value in items:
+        buckets.apply(key, value)
+    return buckets
+
+
 def _rebuilt_view(items: Iterable[tuple[str, Any]]) -> CountsView:
     view = CountsView()
     view.rebuild(items)
@@ -170,7 +189,7 @@ def main() -> None:
             f" {trace / 1e6 if trace else float('nan'):>10.1f}"
         )
     state = sum(size for _, entries, size, _ in rows if entries)
-    print(f"{'state (sum of the four)':<34} {'':>10} {state / 1e6:>9.1f} {state / total:>8.0f}")
+    print(f"{'state (sum of the five)':<34} {'':>10} {state / 1e6:>9.1f} {state / total:>8.0f}")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from services.kafka_access import ssl_context
 from services.topics import deadletter_topic, event_topics
 from streams import api, batches, consumer_fast_path, heap, producer_flush
 from streams.collector import StreamCollector
-from streams.counter import EventCounter, Message, Outcome, Result
+from streams.counter import EventCounter, Message, Outcome, Result, count_lists
 from streams.exposition import TextRenderer
 from streams.labels import BY_TYPE
 from streams.offsets import Gap, OffsetGuard
@@ -93,8 +93,12 @@ class FaustTable:
         """The value of ``key`` or None."""
         return self.table.data.get(key)
 
-    def put(self, partition: int, key: str, value: Any | None) -> None:
-        """Set or delete ``key``; its changelog record waits for :meth:`send_pending`."""
+    def put(self, partition: int, key: str, value: Any | None, record: Any = None) -> None:
+        """Set or delete ``key``; its changelog record waits for :meth:`send_pending`.
+
+        ``record`` is serialized instead of ``value`` when given (``value`` is then a
+        compact in-memory form, e.g. a packed count).
+        """
         raw_key = self._dumps(
             key, self.table.key_serializer, self.table.changelog_topic.prepare_key
         )
@@ -103,15 +107,20 @@ class FaustTable:
             self.pending.append((partition, raw_key, None))
         else:
             self.table.data[key] = value
+            shown = value if record is None else record
             # bytes are a value already serialized (the counter's ``seen`` batches).
             raw_value = (
-                value
-                if isinstance(value, bytes)
+                shown
+                if isinstance(shown, bytes)
                 else self._dumps(
-                    value, self.table.value_serializer, self.table.changelog_topic.prepare_value
+                    shown, self.table.value_serializer, self.table.changelog_topic.prepare_value
                 )
             )
             self.pending.append((partition, raw_key, raw_value))
+
+    def keep(self, key: str, value: Any) -> None:
+        """Replace the in-memory value of ``key`` by an equivalent form (no changelog record)."""
+        self.table.data[key] = value
 
     @staticmethod
     def _dumps(obj: Any, serializer: Any, prepare: Any) -> bytes:
@@ -475,7 +484,8 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
     def on_rebalanced(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         actives = app.assignor.assigned_actives()
         state.active = {(codes[tp.topic], tp.partition) for tp in actives if tp.topic in codes}
-        state.view.rebuild(counts.data.items())
+        counter.compact()  # recovered lists -> the in-memory forms (streams/counter.py)
+        state.view.rebuild(count_lists(counts.data.items()))
         counter.rebuild_index()
         guard.reset()
         now = time.monotonic()  # each partition gets QUIET_S to start flowing

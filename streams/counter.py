@@ -19,6 +19,10 @@ Memory (benchmarks/memory.py): the counter's own ``seen`` writes keep that value
 its serialized JSON (``bytes``, exactly the changelog record), while values Faust
 decoded from the changelog are lists; :func:`seen_entries` reads both. The index
 holds each sighting packed into one int (:meth:`EventCounter.sighting` unpacks it).
+Counts are held as one int too (:func:`pack_count`); their changelog records and
+what the view is given stay the list ``[units, events, last_offset]``
+(:func:`count_fields` reads either form), and :meth:`EventCounter.compact` packs
+the lists Faust decodes on recovery.
 
 Key layout (``|``-separated; slugs and enumerations never contain ``|`` or ``,``):
 
@@ -55,7 +59,7 @@ from streams.labels import join, label_values, units
 MINUTE_HORIZON: Final = timedelta(hours=2)
 HOUR_HORIZON: Final = timedelta(days=30)
 
-Value = list[int]  # [units, events, last_offset]
+Value = list[int]  # [units, events, last_offset]: a count's JSON form (changelog, view)
 
 
 class TableLike(Protocol):
@@ -64,8 +68,15 @@ class TableLike(Protocol):
     def get(self, key: str) -> Any:
         """The value of ``key``, or None."""
 
-    def put(self, partition: int, key: str, value: Any | None) -> None:
-        """Set ``key`` (its changelog partition is ``partition``); None deletes."""
+    def put(self, partition: int, key: str, value: Any | None, record: Any = None) -> None:
+        """Set ``key`` (its changelog partition is ``partition``); None deletes.
+
+        ``record``, when given, is what the changelog holds for ``value`` (which is then a
+        compact in-memory form of it).
+        """
+
+    def keep(self, key: str, value: Any) -> None:
+        """Replace the in-memory value of ``key`` by an equivalent form (no changelog record)."""
 
     def items(self) -> Iterable[tuple[str, Any]]:
         """Every key and value held in memory."""
@@ -74,12 +85,16 @@ class TableLike(Protocol):
 class DictTable(dict[str, Any]):
     """A plain dict as a table (unit tests, and the reference implementation)."""
 
-    def put(self, partition: int, key: str, value: Any | None) -> None:
+    def put(self, partition: int, key: str, value: Any | None, record: Any = None) -> None:
         """Set or delete ``key``."""
         if value is None:
             self.pop(key, None)
         else:
             self[key] = value
+
+    def keep(self, key: str, value: Any) -> None:
+        """Replace the value of ``key``."""
+        self[key] = value
 
 
 class Message(NamedTuple):
@@ -111,6 +126,35 @@ def seen_entries(value: Any) -> list[list[Any]]:
         entries: list[list[Any]] = orjson.loads(value)
         return entries
     return value or []
+
+
+# A count held in memory as one int: units << 80 | events << 40 | last offset. The
+# changelog and the view still see the list ``[units, events, last_offset]``; a count
+# with a field out of range (never in practice) stays a list, and so do the lists Faust
+# decodes from the changelog until the counter packs them (:meth:`EventCounter.compact`).
+_FIELD_BITS: Final = 40
+_FIELD_MASK: Final = (1 << _FIELD_BITS) - 1
+_UNITS_SHIFT: Final = 2 * _FIELD_BITS
+
+
+def pack_count(units: int, events: int, offset: int) -> int | Value:
+    """A count's in-memory form: one int when events and offset fit 40 bits, else the list."""
+    if 0 <= events <= _FIELD_MASK and 0 <= offset <= _FIELD_MASK:
+        return (units << _UNITS_SHIFT) | (events << _FIELD_BITS) | offset
+    return [units, events, offset]
+
+
+def count_fields(value: Any) -> Value:
+    """``[units, events, last_offset]`` of a count in either form (packed int or list)."""
+    if isinstance(value, int):
+        return [value >> _UNITS_SHIFT, (value >> _FIELD_BITS) & _FIELD_MASK, value & _FIELD_MASK]
+    return [value[0], value[1], value[2]]
+
+
+def count_lists(items: Iterable[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
+    """The counts table's items with packed counts as their lists (e.g. for the view)."""
+    for key, value in items:
+        yield key, (count_fields(value) if isinstance(value, int) else value)
 
 
 class Result(StrEnum):
@@ -298,7 +342,7 @@ class EventCounter:
         self.on_write = on_write or (lambda key, value: None)
         # Writes of the batch in progress: key -> (partition, value). Each key is
         # written once per batch, with the offset of the last message applied to it.
-        self._counts: dict[str, tuple[int, Value]] = {}
+        self._counts: dict[str, tuple[int, int | Value]] = {}
         self._sightings: dict[int, list[list[Any]]] = {}  # partition -> new first sightings
         self._sighting_day: dict[int, int] = {}
         if partitions > _PARTITION_MASK + 1:
@@ -349,6 +393,26 @@ class EventCounter:
                     if known is None or (p, offset) < self._unpack(known)[1:]:
                         self.first[event_id] = self._pack(code, p, offset)
 
+    def compact(self) -> int:
+        """Put recovered values in their compact in-memory forms (after recovery).
+
+        Faust decodes changelog records into lists: counts become packed ints and
+        ``seen`` batches their JSON bytes, as the counter's own writes hold them. Only
+        memory changes (no changelog record); returns the number of values replaced.
+        """
+        replaced = 0
+        for key, value in self.counts.items():
+            if key.startswith(("c|", "d|", "x|")) and isinstance(value, list):
+                packed = pack_count(*count_fields(value))
+                if isinstance(packed, int):
+                    self.counts.keep(key, packed)
+                    replaced += 1
+        for key, value in self.seen.items():
+            if key.startswith("s|") and isinstance(value, list):
+                self.seen.keep(key, orjson.dumps(value))
+                replaced += 1
+        return replaced
+
     def _count_value(self, key: str) -> Any:
         pending = self._counts.get(key)
         return pending[1] if pending is not None else self.counts.get(key)
@@ -356,13 +420,13 @@ class EventCounter:
     def _bump(self, partition: int, key: str, add_units: int, add_events: int, offset: int) -> None:
         pending = self._counts.get(key)  # _count_value, inlined: four calls an event
         current = pending[1] if pending is not None else self.counts.get(key)
-        if current is not None and current[2] >= offset:
-            return  # this source message was already applied to this key
-        value = (
-            [current[0] + add_units, current[1] + add_events, offset]
-            if current is not None
-            else [add_units, add_events, offset]
-        )
+        if current is None:
+            value = pack_count(add_units, add_events, offset)
+        else:
+            units, events, last = count_fields(current)
+            if last >= offset:
+                return  # this source message was already applied to this key
+            value = pack_count(units + add_units, events + add_events, offset)
         self._counts[key] = (partition, value)
 
     def handle_batch(self, messages: Iterable[Message]) -> list[Outcome]:
@@ -384,8 +448,9 @@ class EventCounter:
                 key = f"s|{partition}|{day}|{first_code}{first_offset}"
                 self.seen.put(partition, key, orjson.dumps(entries))
             for key, (partition, value) in self._counts.items():
-                self.counts.put(partition, key, value)
-                self.on_write(key, value)
+                fields = count_fields(value)  # the changelog record and the view's value
+                self.counts.put(partition, key, value, fields)
+                self.on_write(key, fields)
         finally:
             self._sightings.clear()
             self._sighting_day.clear()

@@ -138,6 +138,10 @@ class DayBuckets:
     def __init__(self) -> None:
         # local date ordinal -> (type code, source partition, labels) -> units
         self.days: dict[int, dict[tuple[str, int, tuple[str, ...]], int]] = {}
+        # One bucket tuple per (type code, partition, labels), shared by all its days:
+        # a tuple and label strings per day key cost about 300 bytes each (a third of
+        # the worker's memory per event, docs/performance.md "Memory").
+        self._buckets: dict[tuple[str, str, str], tuple[str, int, tuple[str, ...]]] = {}
 
     def __len__(self) -> int:
         return sum(len(keys) for keys in self.days.values())
@@ -150,7 +154,10 @@ class DayBuckets:
         if len(parts) != 6 or parts[3] != "d" or parts[1] not in MEASURES:
             return
         day = int(parts[4])
-        bucket = (parts[1], int(parts[2]), tuple(parts[5].split(",")))
+        name = (parts[1], parts[2], parts[5])
+        bucket = self._buckets.get(name)
+        if bucket is None:
+            bucket = self._buckets[name] = (parts[1], int(parts[2]), tuple(parts[5].split(",")))
         if value is None:
             keys = self.days.get(day)
             if keys is not None:

@@ -123,6 +123,18 @@ def test_day_buckets_keep_the_latest_day_value_only() -> None:
     assert b.days == {}
 
 
+def test_day_buckets_share_one_bucket_per_series_across_days() -> None:
+    """Memory: the days of one (type, partition, labels) hold one bucket tuple."""
+    b = DayBuckets()
+    for day in range(D, D + 3):
+        b.apply(key("w", 0, day, "lancashire,east,proactive"), [day - D + 1, 1, 10])
+    b.apply(key("w", 1, D, "lancashire,east,proactive"), [7, 1, 10])
+    buckets = [bucket for day in range(D, D + 3) for bucket in b.days[day] if bucket[1] == 0]
+    assert len(buckets) == 3
+    assert len({id(bucket) for bucket in buckets}) == 1
+    assert sorted(n for *_, n in b.between(date(2025, 10, 26), date(2025, 10, 28))) == [1, 2, 3, 7]
+
+
 @given(
     st.dictionaries(st.integers(D - 400, D + 400), st.integers(1, 9), max_size=40),
     st.integers(D - 500, D + 500),

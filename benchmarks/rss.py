@@ -1,0 +1,116 @@
+"""`make bench-rss`: the real worker's RSS over time while it counts a backlog.
+
+Starts a broker (or uses OPS_KAFKA_BOOTSTRAP), fills the bench's topics with
+BENCH_EVENTS (default 200,000) messages as `make bench` does, then for each variant in
+RSS_VARIANTS (comma-separated, default ``base``) runs one worker from the beginning and
+samples its VmRSS every RSS_SAMPLE_S seconds. A variant is ``name`` or
+``name:KEY=VALUE;KEY=VALUE`` (environment of the worker, e.g. ``arena2:MALLOC_ARENA_MAX=2``).
+Prints, per variant: RSS of the idle worker once healthy, RSS at each 10% of the
+backlog committed, peak (VmHWM) and the rate.
+
+Usage: RSS_VARIANTS='base,arena2:MALLOC_ARENA_MAX=2' .venv/bin/python -m benchmarks.rss
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from benchmarks.bench import (
+    FORCES_FILE,
+    PARTITIONS,
+    broker,
+    committed_total,
+    env_int,
+    prepare_topics,
+    reset_worker_state,
+)
+from opsmetrics.settings import Settings
+from stack.kafka import free_port
+from tests.workers import Worker
+
+
+def status_kb(pid: int, field: str) -> int:
+    """A ``/proc/<pid>/status`` field in kB (0 once the process is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def run_variant(settings: Settings, total: int, tmp: Path, name: str, env: dict[str, str]) -> str:
+    """One worker over the whole backlog; a one-line summary."""
+    reset_worker_state(settings)
+    worker = Worker(
+        settings,
+        free_port(),
+        tmp / f"worker-{name}-{uuid.uuid4().hex[:4]}.log",
+        env={"OPS_LOG_LEVEL": "WARNING", **env},
+    )
+    worker.start().wait_healthy(timeout_s=180)
+    assert worker.proc is not None
+    pid = worker.proc.pid
+    idle = status_kb(pid, "VmRSS") / 1024
+    samples: list[tuple[float, float]] = []
+    stop = threading.Event()
+    gap = float(os.environ.get("RSS_SAMPLE_S", "0.5"))
+
+    def sample() -> None:
+        t0 = time.perf_counter()
+        while not stop.is_set():
+            samples.append((time.perf_counter() - t0, status_kb(pid, "VmRSS") / 1024))
+            stop.wait(gap)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    started = time.perf_counter()
+    marks: list[str] = []
+    try:
+        next_mark = 0.1
+        while (done := committed_total(settings)) < total:
+            if done / total >= next_mark:
+                marks.append(f"{int(next_mark * 100)}%:{status_kb(pid, 'VmRSS') // 1024}")
+                next_mark += 0.1
+            time.sleep(1.0)
+        seconds = time.perf_counter() - started
+        final = status_kb(pid, "VmRSS") / 1024
+        peak = status_kb(pid, "VmHWM") / 1024
+    finally:
+        stop.set()
+        thread.join()
+        worker.stop()
+    peak_sampled = max(r for _, r in samples) if samples else 0.0
+    return (
+        f"{name:<14} idle {idle:6.0f} MB  end {final:6.0f} MB  peak(VmHWM) {peak:6.0f} MB"
+        f"  sampled max {peak_sampled:6.0f}  rate {total / seconds:7.0f} ev/s  [{' '.join(marks)}]"
+    )
+
+
+def main() -> None:
+    """Run every variant on one broker and print the summaries."""
+    total = env_int("BENCH_EVENTS", 200_000)
+    variants = os.environ.get("RSS_VARIANTS", "base").split(",")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-rss-"))
+    with broker() as bootstrap:
+        settings = Settings(
+            kafka_bootstrap=bootstrap,
+            topic_prefix=f"bench{total}.",
+            forces_file=FORCES_FILE,
+            topic_partitions=PARTITIONS,
+        )
+        prepare_topics(settings, total)
+        for variant in variants:
+            name, _, spec = variant.partition(":")
+            env = dict(kv.split("=", 1) for kv in spec.split(";") if kv)
+            print(run_variant(settings, total, tmp, name, env), flush=True)
+
+
+if __name__ == "__main__":
+    main()
