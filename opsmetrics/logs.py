@@ -37,7 +37,12 @@ def configure(level: str = "INFO", fmt: str = "json", libraries: str = "WARNING"
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                # Libraries log exceptions with exc_info: keep their tracebacks as text.
+                *([structlog.processors.format_exc_info] if fmt == "json" else []),
+                renderer,
+            ],
         )
     )
     root = logging.getLogger()

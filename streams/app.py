@@ -37,7 +37,7 @@ from opsmetrics.settings import Settings
 from services.contract.classify import Classifier
 from services.kafka_access import ssl_context
 from services.topics import deadletter_topic, event_topics
-from streams import api, batches, consumer_fast_path, heap, producer_flush
+from streams import api, batches, consumer_fast_path, heap, producer_flush, recovery_seek
 from streams.collector import StreamCollector
 from streams.counter import EventCounter, Message, Outcome, Result, count_lists
 from streams.exposition import TextRenderer
@@ -189,6 +189,7 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
     """Build the worker's Faust app for ``settings``; source topics have ``partitions``."""
     producer_flush.install()  # commit offsets only after every table write was sent
     consumer_fast_path.install()  # no four tasks per message (docs/performance.md)
+    recovery_seek.install()  # a negative changelog start offset means the beginning
     state = StreamState(settings, partitions)
     topics = event_topics(settings)  # full name -> EventType
     codes = {name: BY_TYPE[etype].code for name, etype in topics.items()}
