@@ -33,6 +33,7 @@ from prometheus_client.registry import Collector
 
 from opsmetrics.settings import Force, Settings
 from services.contract.events import ORIGINS, REFERRERS, RISKS
+from streams import changelogs
 from streams.labels import BY_CODE, FAMILIES, all_label_sets, join
 from streams.view import CountsView
 
@@ -318,7 +319,7 @@ class NotCaughtUp(Exception):
 
 def changelog_topic(settings: Settings) -> str:
     """The changelog topic of the stream app's ``counts`` table."""
-    return f"{settings.topic_prefix}stream-counts-changelog"
+    return changelogs.changelog_topic(settings, "counts")
 
 
 def aiokafka_options(settings: Settings) -> dict[str, Any]:

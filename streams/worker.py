@@ -10,11 +10,13 @@ from opsmetrics import logs
 from opsmetrics.settings import Settings
 from services.topics import source_partitions
 from streams.app import create_app
+from streams.changelogs import ensure_changelogs
 
 
 def run(settings: Settings) -> None:
-    """Create missing topics, build the app and run it until SIGTERM or Ctrl-C."""
+    """Create missing topics and changelogs, build the app, run it until SIGTERM or Ctrl-C."""
     partitions = source_partitions(settings)
+    ensure_changelogs(settings, partitions)  # before Faust joins the group (streams/changelogs.py)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app, _ = create_app(settings, partitions)
 
