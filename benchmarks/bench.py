@@ -151,6 +151,18 @@ def end_offsets(settings: Settings) -> dict[tuple[str, int], int]:
         consumer.close()
 
 
+def bench_topics(bootstrap: str, total: int) -> Settings:
+    """The bench's settings for ``total`` events on ``bootstrap``, its topics filled."""
+    settings = Settings(
+        kafka_bootstrap=bootstrap,
+        topic_prefix=f"bench{total}.",
+        forces_file=FORCES_FILE,
+        topic_partitions=PARTITIONS,
+    )
+    prepare_topics(settings, total)
+    return settings
+
+
 def prepare_topics(settings: Settings, total: int) -> None:
     """Create and fill the topics, unless they already hold exactly ``total`` messages."""
     ensure_topics(settings)
@@ -562,13 +574,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     env = {"OPS_LOG_LEVEL": "WARNING"}
     with broker() as bootstrap:
-        settings = Settings(
-            kafka_bootstrap=bootstrap,
-            topic_prefix=f"bench{total}.",
-            forces_file=FORCES_FILE,
-            topic_partitions=PARTITIONS,
-        )
-        prepare_topics(settings, total)
+        settings = bench_topics(bootstrap, total)
         prefix = settings.topic_prefix
         rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for run in range(runs):

@@ -21,12 +21,10 @@ import uuid
 from pathlib import Path
 
 from benchmarks.bench import (
-    FORCES_FILE,
-    PARTITIONS,
+    bench_topics,
     broker,
     committed_total,
     env_int,
-    prepare_topics,
     reset_worker_state,
 )
 from opsmetrics.settings import Settings
@@ -99,13 +97,7 @@ def main() -> None:
     variants = os.environ.get("RSS_VARIANTS", "base").split(",")
     tmp = Path(tempfile.mkdtemp(prefix="bench-rss-"))
     with broker() as bootstrap:
-        settings = Settings(
-            kafka_bootstrap=bootstrap,
-            topic_prefix=f"bench{total}.",
-            forces_file=FORCES_FILE,
-            topic_partitions=PARTITIONS,
-        )
-        prepare_topics(settings, total)
+        settings = bench_topics(bootstrap, total)
         for variant in variants:
             name, _, spec = variant.partition(":")
             env = dict(kv.split("=", 1) for kv in spec.split(";") if kv)
