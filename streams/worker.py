@@ -9,11 +9,13 @@ import faust
 from opsmetrics import logs
 from opsmetrics.settings import Settings
 from services.topics import source_partitions
+from streams import heap
 from streams.app import create_app
 
 
 def run(settings: Settings) -> None:
     """Create missing topics, build the app and run it until SIGTERM or Ctrl-C."""
+    heap.one_malloc_arena()  # before Faust starts its consumer thread
     partitions = source_partitions(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app, _ = create_app(settings, partitions)
