@@ -1,4 +1,4 @@
-"""Keep Python's cyclic garbage collector out of live latency.
+"""Keep Python's cyclic garbage collector out of live latency; one malloc arena.
 
 A full (oldest-generation) collection walks every container object alive; in a
 fresh worker that took about 190 ms every 10 s or so, holding the event loop, and
@@ -8,16 +8,28 @@ surviving object (``gc.freeze``): later collections only look at objects created
 since. Unfreezing first lets the collection free cycles among objects frozen at the
 previous settle, so repeated rebalances leak nothing; objects without cycles are
 freed by reference counting as always.
+
+:func:`one_malloc_arena` makes glibc serve every thread from its main arena: Faust
+reads Kafka in a thread of its own, and the arena glibc gives that thread keeps the
+freed fetch buffers (about 29 MB after a 200,000-event replay, docs/performance.md
+"Round 3").
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
+import os
 import time
+from collections.abc import Mapping
+from typing import Final
 
 import structlog
 
 log = structlog.get_logger(__name__)
+
+M_ARENA_MAX: Final = -8  # glibc's mallopt parameter (malloc.h)
 
 
 def settle() -> None:
@@ -32,3 +44,21 @@ def settle() -> None:
         frozen=gc.get_freeze_count(),
         ms=round((time.monotonic() - started) * 1000, 1),
     )
+
+
+def one_malloc_arena(environ: Mapping[str, str] = os.environ) -> bool:
+    """``mallopt(M_ARENA_MAX, 1)``: every thread allocates from glibc's main arena.
+
+    Call it before the worker starts its threads. ``MALLOC_ARENA_MAX`` in the
+    environment (glibc's own setting) is left to win. Returns whether the limit was
+    set (not on a C library without ``mallopt``).
+    """
+    if "MALLOC_ARENA_MAX" in environ:
+        return False
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    return bool(mallopt(M_ARENA_MAX, 1))

@@ -9,12 +9,14 @@ import faust
 from opsmetrics import logs
 from opsmetrics.settings import Settings
 from services.topics import source_partitions
+from streams import heap
 from streams.app import create_app
 from streams.changelogs import ensure_changelogs
 
 
 def run(settings: Settings) -> None:
     """Create missing topics and changelogs, build the app, run it until SIGTERM or Ctrl-C."""
+    heap.one_malloc_arena()  # before Faust starts its consumer thread
     partitions = source_partitions(settings)
     ensure_changelogs(settings, partitions)  # before Faust joins the group (streams/changelogs.py)
     settings.data_dir.mkdir(parents=True, exist_ok=True)

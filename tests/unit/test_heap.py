@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 import weakref
+from pathlib import Path
 
 from streams import heap
 
@@ -49,3 +52,37 @@ def test_a_cycle_frozen_by_one_settle_is_freed_by_the_next() -> None:
         assert frozen() is None
     finally:
         gc.unfreeze()
+
+
+ARENAS_OF_A_THREAD = """
+import ctypes, os, sys, threading
+from streams import heap
+if sys.argv[1] == "one":
+    assert heap.one_malloc_arena(environ={})
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+threading.Thread(target=lambda: libc.malloc(64 * 1024)).start()
+sys.stderr.flush()
+libc.malloc_stats()  # per arena, on file descriptor 2
+"""
+
+
+def arenas_used(mode: str) -> int:
+    """How many glibc arenas a process whose second thread allocates has."""
+    done = subprocess.run(
+        [sys.executable, "-c", ARENAS_OF_A_THREAD, mode],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[2],
+    )
+    return done.stderr.count("Arena ")
+
+
+def test_one_malloc_arena_serves_other_threads_from_the_main_arena() -> None:
+    assert arenas_used("default") >= 2  # glibc gives the thread an arena of its own
+    assert arenas_used("one") == 1
+
+
+def test_one_malloc_arena_leaves_an_explicit_setting_alone() -> None:
+    assert heap.one_malloc_arena(environ={"MALLOC_ARENA_MAX": "4"}) is False
