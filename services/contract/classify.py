@@ -21,6 +21,7 @@ from typing import Any, Final
 import orjson
 from pydantic import ValidationError
 
+from services.contract.canonical import construct_valid
 from services.contract.events import (
     EVENT_ADAPTER,
     KNOWN_FIELDS,
@@ -203,10 +204,14 @@ class Classifier:
         self, topic: str, obj: Mapping[str, Any], now: datetime | None = None
     ) -> Outcome:
         """The checks after parsing, for callers that already hold a JSON object."""
-        try:
-            event: Event = EVENT_ADAPTER.validate_python(obj)
-        except ValidationError as exc:
-            return _schema_rejection(exc)
+        # The common, plainly valid shape skips pydantic (canonical.py); the rest, and
+        # every rejection, goes through full validation.
+        event: Event | None = construct_valid(obj)
+        if event is None:
+            try:
+                event = EVENT_ADAPTER.validate_python(obj)
+            except ValidationError as exc:
+                return _schema_rejection(exc)
         expected = self._topics.get(topic)
         if expected is None or expected.value != event.type:
             return Rejected(
