@@ -8,7 +8,7 @@ SIMULATE ?= 1
 PYTEST_ARGS ?=
 
 .PHONY: help setup tools up down status test check lint format typecheck schema generated \
-	regenerate eval-alerts eval-alerts-quick bench bench-render bench-memory bench-rss reliability clean
+	regenerate eval-alerts eval-alerts-quick bench bench-render bench-memory bench-rss bench-counter reliability clean
 
 help:
 	@echo "make up [SIMULATE=0]  start the local stack (Kafka, topics, worker, ...), idempotent"
@@ -100,3 +100,7 @@ bench-memory: setup
 # environment; BENCH_EVENTS (default 200000), RSS_VARIANTS (docs/performance.md, "Memory").
 bench-rss: setup
 	$(PY) -m benchmarks.rss
+# EventCounter.handle_batch per event, in process, no Kafka (docs/performance.md);
+# BENCH_PROFILE=1 for a pyinstrument profile, COUNTER_BASE=<other tree> to compare.
+bench-counter: setup
+	$(PY) -m benchmarks.counter

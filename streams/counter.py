@@ -447,10 +447,19 @@ class EventCounter:
                 first_code, first_offset = entries[0][1], entries[0][2]
                 key = f"s|{partition}|{day}|{first_code}{first_offset}"
                 self.seen.put(partition, key, orjson.dumps(entries))
+            put, on_write = self.counts.put, self.on_write
             for key, (partition, value) in self._counts.items():
-                fields = count_fields(value)  # the changelog record and the view's value
-                self.counts.put(partition, key, value, fields)
-                self.on_write(key, fields)
+                # count_fields, inlined: the changelog record and the view's value.
+                if isinstance(value, int):
+                    fields = [
+                        value >> _UNITS_SHIFT,
+                        (value >> _FIELD_BITS) & _FIELD_MASK,
+                        value & _FIELD_MASK,
+                    ]
+                else:
+                    fields = [value[0], value[1], value[2]]
+                put(partition, key, value, fields)
+                on_write(key, fields)
         finally:
             self._sightings.clear()
             self._sighting_day.clear()
@@ -501,11 +510,36 @@ class EventCounter:
         n = units(event)
         labels = join(label_values(event))
         occurred = event.occurred_at
-        for bucket_key in bucket_keys(
-            code, partition, labels, occurred, stamp, self.tz, self.dates
-        ):
-            self._bump(partition, bucket_key, n, 1, offset)
-        return Outcome(Result.COUNTED, event.type, event_id=event_id, occurred_at=event.occurred_at)
+        # bucket_keys and _bump, inlined (the same keys and values, fewer calls).
+        ts = occurred.timestamp()
+        prefix = f"c|{code}|{partition}|"
+        keys = [f"{prefix}t|0|{labels}", f"{prefix}d|{self.dates.ordinal(occurred)}|{labels}"]
+        age = stamp - occurred
+        if age < HOUR_HORIZON:
+            keys.append(f"{prefix}h|{int(ts // 3600)}|{labels}")
+            if age < MINUTE_HORIZON:
+                keys.append(f"{prefix}m|{int(ts // 60)}|{labels}")
+        pending, table = self._counts, self.counts
+        fresh = (n << _UNITS_SHIFT) | (1 << _FIELD_BITS) | offset  # pack_count(n, 1, offset)
+        for bucket_key in keys:
+            known = pending.get(bucket_key)
+            current = known[1] if known is not None else table.get(bucket_key)
+            if current is None:
+                count = fresh if 0 <= offset <= _FIELD_MASK else [n, 1, offset]
+            elif isinstance(current, int):
+                if current & _FIELD_MASK >= offset:
+                    continue  # this source message was already applied to this key
+                count = pack_count(
+                    (current >> _UNITS_SHIFT) + n,
+                    ((current >> _FIELD_BITS) & _FIELD_MASK) + 1,
+                    offset,
+                )
+            else:
+                if current[2] >= offset:
+                    continue
+                count = pack_count(current[0] + n, current[1] + 1, offset)
+            pending[bucket_key] = (partition, count)
+        return Outcome(Result.COUNTED, event.type, event_id=event_id, occurred_at=occurred)
 
     def expire(self, partition: int, now: datetime, seen_days: int) -> int:
         """Delete minute, hour and de-duplication entries of ``partition`` past retention.

@@ -183,9 +183,9 @@ class CountsView:
 
     def set(self, key: str, value: list[int] | None) -> None:
         """Mirror one table write (``None`` deletes)."""
-        kind, rest = key[0], key[2:]
+        kind = key[0]
         if kind == "c":
-            code, p, res, bucket, labels = rest.split("|", 4)
+            _, code, p, res, bucket, labels = key.split("|", 5)
             part = self.series[(code, int(p))]
             series = part.get(labels)
             if series is None:
@@ -200,18 +200,25 @@ class CountsView:
                     row[EVENTS] += events - series.total_events
                 series.total_units, series.total_events = units, events
                 return
-            target = series.buckets(res)
             b = int(bucket)
-            if res == "d":
-                self._days_clock += 1
-                self.days_version[(code, int(p))] = self._days_clock
+            if res == "h":  # Series.buckets, inlined (the commonest first)
+                target = series.hours
+            elif res == "m":
+                target = series.minutes
+            else:
+                target = series.days
+                if res == "d":
+                    self._days_clock += 1
+                    self.days_version[(code, int(p))] = self._days_clock
             if value is None:
                 delta = -target.pop(b, 0)
             else:
-                delta = value[0] - target.get(b, 0)
-                target[b] = value[0]
-            if delta and self._ranges is not None:
-                ranges, windows = self._ranges, series.windows
+                units = value[0]
+                delta = units - target.get(b, 0)
+                target[b] = units
+            ranges = self._ranges
+            if delta and ranges is not None:
+                windows = series.windows
                 for w in WINDOWS_OF_RES[res]:
                     lo, hi = ranges[w]
                     if lo < b <= hi:
@@ -219,10 +226,10 @@ class CountsView:
                         if row is not None:
                             row[w] += delta
         elif kind == "d":
-            code, p = rest.split("|")
+            code, p = key[2:].split("|")
             self.duplicates[(code, int(p))] = value[0] if value else 0
         elif kind == "x":
-            code, p, reason = rest.split("|")
+            code, p, reason = key[2:].split("|")
             self.rejected[(code, int(p), reason)] = value[0] if value else 0
 
     def rebuild(self, items: Iterable[tuple[str, list[int]]]) -> None:

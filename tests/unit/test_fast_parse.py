@@ -12,9 +12,11 @@ import contextlib
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest import mock
 from zoneinfo import ZoneInfo
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kafka.partitioner.default import murmur2
@@ -192,3 +194,23 @@ def test_local_dates_is_astimezone(name: str, micros: list[int]) -> None:
     for us in micros:
         occurred = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
         assert dates.ordinal(occurred) == occurred.astimezone(zone).date().toordinal()
+
+
+def test_flat_canonical_objects_skip_the_strict_parser_and_others_do_not() -> None:
+    canonical = b'{"version":1,"event_id":"ref-20250912-0007","n":-2.5,"b":true,"z":null}'
+    bracketed = [
+        b'{"a":"x[y"}',
+        b'{"a":"{"}',
+        b'{"a":[]}',
+        b'{"a":{}}',
+        b'{"a":1,"a":1}',
+        b'{"a": 1}',
+        b'{"a":"\\u0041"}',
+    ]
+    with mock.patch("services.contract.classify.parse_strict", side_effect=AssertionError):
+        assert parse_object(canonical) == parse_strict(canonical)
+        for raw in bracketed:
+            with pytest.raises(AssertionError):
+                parse_object(raw)
+    for raw in [canonical, *bracketed]:
+        _same(raw)
