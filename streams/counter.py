@@ -116,6 +116,16 @@ class Sighting(NamedTuple):
     offset: int
 
 
+def dumps_exact(obj: Any) -> bytes:
+    """``orjson.dumps(obj)`` in a ``bytes`` object of exactly its length.
+
+    orjson returns its whole output buffer (at least 4 KiB, about 8 times the length
+    above that) as the ``bytes``; kept in a table for 30 days, the ``seen`` values held
+    about ten times their size (docs/performance.md, "Round 3").
+    """
+    return memoryview(orjson.dumps(obj)).tobytes()
+
+
 def seen_entries(value: Any) -> list[list[Any]]:
     """The ``[event_id, code, offset]`` entries of a ``seen`` value, either form.
 
@@ -409,7 +419,7 @@ class EventCounter:
                     replaced += 1
         for key, value in self.seen.items():
             if key.startswith("s|") and isinstance(value, list):
-                self.seen.keep(key, orjson.dumps(value))
+                self.seen.keep(key, dumps_exact(value))
                 replaced += 1
         return replaced
 
@@ -446,7 +456,7 @@ class EventCounter:
                 # Offsets are per topic: the first sighting's type and offset name the batch.
                 first_code, first_offset = entries[0][1], entries[0][2]
                 key = f"s|{partition}|{day}|{first_code}{first_offset}"
-                self.seen.put(partition, key, orjson.dumps(entries))
+                self.seen.put(partition, key, dumps_exact(entries))
             put, on_write = self.counts.put, self.on_write
             for key, (partition, value) in self._counts.items():
                 # count_fields, inlined: the changelog record and the view's value.

@@ -368,3 +368,21 @@ def test_changelog_records_stay_json_lists_and_recovery_reads_them() -> None:
         for m in msgs[20:]:  # replayed from an older commit, then new messages
             restarted.handle(*m)
         assert dict(count_lists(decoded.items())) == dict(count_lists(reference.counts.items()))
+
+
+def test_seen_values_hold_only_their_bytes() -> None:
+    """The ``seen`` values are the changelog's JSON, in memory no larger than it."""
+    import tracemalloc
+
+    from streams.counter import dumps_exact
+
+    entries = [[f"evt-{i:020d}", "r", i] for i in range(10)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = [dumps_exact(entries) for _ in range(200)]
+        per_value = (tracemalloc.get_traced_memory()[0] - before) / len(kept)
+    finally:
+        tracemalloc.stop()
+    assert kept[0] == orjson.dumps(entries)
+    assert per_value < len(kept[0]) + 200  # the bytes object's header, not a 4 KiB buffer
