@@ -37,7 +37,15 @@ from opsmetrics.settings import Settings
 from services.contract.classify import Classifier
 from services.kafka_access import ssl_context
 from services.topics import deadletter_topic, event_topics
-from streams import api, batches, consumer_fast_path, heap, producer_flush, recovery_seek
+from streams import (
+    api,
+    batches,
+    consumer_fast_path,
+    drain,
+    heap,
+    producer_flush,
+    recovery_seek,
+)
 from streams.collector import StreamCollector
 from streams.counter import EventCounter, Message, Outcome, Result, count_lists
 from streams.exposition import TextRenderer
@@ -66,8 +74,7 @@ DELAY_BUCKETS = (
 )
 EXPIRE_EVERY_S = 600.0
 QUIET_S = 10.0  # an active partition this long without messages must be read to its end
-BATCH_MAX = 2000  # messages per batch: each touched key is written once per batch
-BATCH_WITHIN_S = 0.05  # a lone live event waits at most this long for company
+BATCH_MAX = 2000  # messages per batch at most: each touched key is written once per batch
 
 
 class FaustTable:
@@ -314,24 +321,18 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
         )
     )
 
-    @app.agent(source)
-    async def count(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):  # type: ignore[attr-defined]
-            # take_events acknowledges the events when this iteration ends, however it
-            # ends: complete() makes sure that only happens to a batch that was done.
-            await batches.complete(apply(events))
-
-    async def apply(events: list[Any]) -> None:
+    async def apply(records: list[drain.Record]) -> None:
+        """Count one batch of source messages (streams/drain.py acknowledges it after)."""
         messages = [
             Message(
-                e.message.topic,
-                e.message.partition,
-                e.message.offset,
-                e.message.key,
-                e.value,
-                datetime.fromtimestamp(e.message.timestamp, UTC),
+                r.topic,
+                r.partition,
+                r.offset,
+                r.key,
+                r.value,
+                datetime.fromtimestamp(r.timestamp / 1000.0, UTC),
             )
-            for e in events
+            for r in records
         ]
         now = time.monotonic()
         for msg in messages:
@@ -517,6 +518,9 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
             return self.json(body, status=200 if state.ready else 503)
 
     api.register(app, settings, partitions)
+    # The source topics' fetched messages go to apply() in batches, past Faust's
+    # per-message path; acks and commits stay Faust's (streams/drain.py).
+    drain.install(app, source, apply, BATCH_MAX)
     return app, state
 
 
