@@ -50,10 +50,11 @@ subscription, assignment, acks and commits are Faust's own.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from time import monotonic
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import faust
 from faust.transport.drivers import aiokafka as driver
@@ -81,11 +82,15 @@ Handler = Callable[[list[Any]], Coroutine[Any, Any, None]]
 
 @dataclass(frozen=True)
 class Drain:
-    """The topics whose messages go to ``handler``, at most ``batch_max`` at a time."""
+    """The topics whose messages go to ``handler``, at most ``batch_max`` at a time.
+
+    ``fail`` ends the process when a batch fails (:func:`streams.batches.complete`).
+    """
 
     topics: frozenset[str]
     handler: Handler
     batch_max: int
+    fail: Callable[[int], NoReturn] = os._exit
 
 
 class _InFlight:
@@ -150,7 +155,7 @@ async def deliver(
         batch, offsets, gaps = _take(consumer, chunk, active)
         if batch:
             token = _deliver(consumer, offsets)  # before anything else can run
-            await batches.complete(_apply(consumer, drain, batch, offsets, gaps, token))
+            await batches.complete(_apply(consumer, drain, batch, offsets, gaps, token), drain.fail)
             every = consumer._commit_every
             if every is not None and consumer._n_acked >= every:
                 consumer._n_acked = 0
