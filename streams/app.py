@@ -1,12 +1,14 @@
 """The faust-streaming application: classify, de-duplicate, count, serve /metrics.
 
-One agent reads the four contract topics. For each message it asks the
-:class:`~streams.counter.EventCounter` what to do: count it, skip a duplicate,
-dead-letter a rejection (with the original bytes and its source topic,
-partition, offset and reason in headers) or reroute an event that arrived on a
-partition other than its key's home. Counts live in two changelog-backed tables
-(``counts`` and ``seen``); the collector sums them at scrape time over the
-partitions this worker actively owns.
+The four contract topics' fetched messages reach :func:`apply` in batches of up to
+``BATCH_MAX``, straight from Faust's consumer (streams/drain.py: no agent, no
+per-message event or stream; Faust still assigns, acknowledges and commits). For
+each message it asks the :class:`~streams.counter.EventCounter` what to do: count
+it, skip a duplicate, dead-letter a rejection (with the original bytes and its
+source topic, partition, offset and reason in headers) or reroute an event that
+arrived on a partition other than its key's home. Counts live in two
+changelog-backed tables (``counts`` and ``seen``); the collector sums them at scrape
+time over the partitions this worker actively owns.
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ class FaustTable:
     def __init__(self, table: Any) -> None:
         self.table = table
         self.pending: list[tuple[int, bytes, bytes | None]] = []
-        # The agent and the expiry timer both send: one at a time, in write order.
+        # The batch handler and the expiry timer both send: one at a time, in write order.
         self.lock = asyncio.Lock()
 
     def get(self, key: str) -> Any:
@@ -179,7 +181,7 @@ def _exit_unless_sent(sent: asyncio.Future[Any]) -> None:
 
 @dataclass
 class StreamState:
-    """Everything the agent, the rebalance hooks and the web pages share."""
+    """Everything the batch handler, the rebalance hooks and the web pages share."""
 
     settings: Settings
     partitions: int
