@@ -1,12 +1,14 @@
 """The faust-streaming application: classify, de-duplicate, count, serve /metrics.
 
-One agent reads the four contract topics. For each message it asks the
-:class:`~streams.counter.EventCounter` what to do: count it, skip a duplicate,
-dead-letter a rejection (with the original bytes and its source topic,
-partition, offset and reason in headers) or reroute an event that arrived on a
-partition other than its key's home. Counts live in two changelog-backed tables
-(``counts`` and ``seen``); the collector sums them at scrape time over the
-partitions this worker actively owns.
+The four contract topics' fetched messages reach :func:`apply` in batches of up to
+``BATCH_MAX``, straight from Faust's consumer (streams/drain.py: no agent, no
+per-message event or stream; Faust still assigns, acknowledges and commits). For
+each message it asks the :class:`~streams.counter.EventCounter` what to do: count
+it, skip a duplicate, dead-letter a rejection (with the original bytes and its
+source topic, partition, offset and reason in headers) or reroute an event that
+arrived on a partition other than its key's home. Counts live in two
+changelog-backed tables (``counts`` and ``seen``); the collector sums them at scrape
+time over the partitions this worker actively owns.
 """
 
 from __future__ import annotations
@@ -37,7 +39,15 @@ from opsmetrics.settings import Settings
 from services.contract.classify import Classifier
 from services.kafka_access import ssl_context
 from services.topics import deadletter_topic, event_topics
-from streams import api, batches, consumer_fast_path, heap, producer_flush, recovery_seek
+from streams import (
+    api,
+    batches,
+    consumer_fast_path,
+    drain,
+    heap,
+    producer_flush,
+    recovery_seek,
+)
 from streams.collector import StreamCollector
 from streams.counter import EventCounter, Message, Outcome, Result, count_lists
 from streams.exposition import TextRenderer
@@ -66,8 +76,7 @@ DELAY_BUCKETS = (
 )
 EXPIRE_EVERY_S = 600.0
 QUIET_S = 10.0  # an active partition this long without messages must be read to its end
-BATCH_MAX = 2000  # messages per batch: each touched key is written once per batch
-BATCH_WITHIN_S = 0.05  # a lone live event waits at most this long for company
+BATCH_MAX = 2000  # messages per batch at most: each touched key is written once per batch
 
 
 class FaustTable:
@@ -86,7 +95,7 @@ class FaustTable:
     def __init__(self, table: Any) -> None:
         self.table = table
         self.pending: list[tuple[int, bytes, bytes | None]] = []
-        # The agent and the expiry timer both send: one at a time, in write order.
+        # The batch handler and the expiry timer both send: one at a time, in write order.
         self.lock = asyncio.Lock()
 
     def get(self, key: str) -> Any:
@@ -172,7 +181,7 @@ def _exit_unless_sent(sent: asyncio.Future[Any]) -> None:
 
 @dataclass
 class StreamState:
-    """Everything the agent, the rebalance hooks and the web pages share."""
+    """Everything the batch handler, the rebalance hooks and the web pages share."""
 
     settings: Settings
     partitions: int
@@ -314,24 +323,18 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
         )
     )
 
-    @app.agent(source)
-    async def count(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):  # type: ignore[attr-defined]
-            # take_events acknowledges the events when this iteration ends, however it
-            # ends: complete() makes sure that only happens to a batch that was done.
-            await batches.complete(apply(events))
-
-    async def apply(events: list[Any]) -> None:
+    async def apply(records: list[drain.Record]) -> None:
+        """Count one batch of source messages (streams/drain.py acknowledges it after)."""
         messages = [
             Message(
-                e.message.topic,
-                e.message.partition,
-                e.message.offset,
-                e.message.key,
-                e.value,
-                datetime.fromtimestamp(e.message.timestamp, UTC),
+                r.topic,
+                r.partition,
+                r.offset,
+                r.key,
+                r.value,
+                datetime.fromtimestamp(r.timestamp / 1000.0, UTC),
             )
-            for e in events
+            for r in records
         ]
         now = time.monotonic()
         for msg in messages:
@@ -517,6 +520,9 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
             return self.json(body, status=200 if state.ready else 503)
 
     api.register(app, settings, partitions)
+    # The source topics' fetched messages go to apply() in batches, past Faust's
+    # per-message path; acks and commits stay Faust's (streams/drain.py).
+    drain.install(app, source, apply, BATCH_MAX)
     return app, state
 
 

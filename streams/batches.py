@@ -1,11 +1,13 @@
-"""Finish each batch before Faust acknowledges its events; fail fast if it cannot.
+"""Finish each batch before it is acknowledged; fail fast if it cannot.
 
-faust-streaming's ``Stream.take_events`` acknowledges a batch's events in a
-``finally`` clause. So when the agent is cancelled while it handles a batch (the
-worker stopping, an agent restart) or raises, the events are acknowledged all the
-same and their offsets committed, although their changelog writes, dead letters or
-reroutes may never have been sent: the events are lost, and a raising agent is
-restarted by Faust's supervisor while the old batch's take buffer stays blocked.
+The worker's batches run in Faust's fetcher task (streams/drain.py), which
+acknowledges a batch's offsets once its handler returned. When the task is
+cancelled while it handles a batch (the worker stopping) or the handler raises, the
+batch must not be acknowledged and committed half done: its changelog writes, dead
+letters or reroutes may never have been sent, and the events would be lost. (Faust's
+``Stream.take_events``, which fed the batches before, acknowledged them in a
+``finally`` clause, and Faust's supervisor restarted a raising agent while its take
+buffer stayed blocked.)
 
 :func:`complete` closes both holes. A cancellation waits for the batch to finish
 before it propagates, so what is acknowledged was done. A batch that fails ends the
