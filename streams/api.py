@@ -23,7 +23,6 @@ from streams.periods import (
     NotCaughtUp,
     ParamError,
     answer,
-    changelog_topic,
     parse_query,
 )
 
@@ -32,12 +31,8 @@ log = structlog.get_logger(__name__)
 CATCH_UP_TIMEOUT_S: Final = 20.0
 
 
-def register(app: faust.App, settings: Settings, partitions: int) -> ChangelogReader:
-    """Add the period API to the worker's web server and start its changelog reader.
-
-    ``partitions`` is the source topics' partition count (the table's too).
-    """
-    reader = ChangelogReader(settings, changelog_topic(settings), partitions)
+def register(app: faust.App, settings: Settings, reader: ChangelogReader) -> None:
+    """Add the period API to the worker's web server and run ``reader`` with the worker."""
 
     @app.service
     class CountsChangelogReader(Service):
@@ -85,5 +80,3 @@ def register(app: faust.App, settings: Settings, partitions: int) -> ChangelogRe
                 ms=round((time.monotonic() - started) * 1000, 1),
             )
             return self.json(body)
-
-    return reader

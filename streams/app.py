@@ -53,7 +53,7 @@ from streams.counter import EventCounter, Message, Outcome, Result, count_lists
 from streams.exposition import TextRenderer
 from streams.labels import BY_TYPE
 from streams.offsets import Gap, OffsetGuard
-from streams.periods import PeriodCollector
+from streams.periods import ChangelogReader, PeriodCollector, changelog_topic
 from streams.view import CountsView
 
 log = structlog.get_logger(__name__)
@@ -249,13 +249,22 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
     )
     tables = (FaustTable(counts), FaustTable(seen))
     guard = OffsetGuard(tables[0], codes)
+    # The period API's day buckets: this worker's partitions from its own writes, the
+    # others from the counts changelog (streams/periods.py).
+    days = ChangelogReader(settings, changelog_topic(settings), partitions)
+    view_set, days_written = state.view.set, days.written
+
+    def on_write(key: str, value: list[int] | None) -> None:
+        view_set(key, value)
+        days_written(key, value)
+
     counter = EventCounter(
         classifier,
         codes,
         partitions,
         *tables,
         settings.tz,
-        on_write=state.view.set,
+        on_write=on_write,
     )
     delay = Histogram(
         "ops_event_delay_seconds",
@@ -483,6 +492,7 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
     @app.on_partitions_revoked.connect
     def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         state.ready = False
+        days.release()  # their next owner may be another worker: read the changelog
 
     @app.on_rebalance_complete.connect
     def on_rebalanced(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -490,6 +500,12 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
         state.active = {(codes[tp.topic], tp.partition) for tp in actives if tp.topic in codes}
         counter.compact()  # recovered lists -> the in-memory forms (streams/counter.py)
         state.view.rebuild(count_lists(counts.data.items()))
+        # A changelog partition is written by the owner of that partition of every
+        # source topic (Faust assigns them together).
+        days.own(
+            {p for p in range(partitions) if all((c, p) in state.active for c in name_of_code)},
+            lambda: count_lists(counts.data.items()),
+        )
         counter.rebuild_index()
         guard.reset()
         now = time.monotonic()  # each partition gets QUIET_S to start flowing
@@ -519,7 +535,7 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
             }
             return self.json(body, status=200 if state.ready else 503)
 
-    api.register(app, settings, partitions)
+    api.register(app, settings, days)
     # The source topics' fetched messages go to apply() in batches, past Faust's
     # per-message path; acks and commits stay Faust's (streams/drain.py).
     drain.install(app, source, apply, BATCH_MAX)

@@ -139,3 +139,10 @@ def test_a_worker_started_later_owning_some_partitions_agrees(
             return a.healthy() and b.healthy() and whole and not mine & theirs
 
         wait_for(settled, 120, "the two workers to share the partitions again")
+
+
+def test_after_partitions_moved_twice_answers_are_still_exact(scenario: Scenario) -> None:
+    """Runs after the late worker's test: both workers lost partitions to it and got
+    them back, so each rebuilt its own from its table and read the others again."""
+    assert_exact(scenario, START, END, "division")
+    assert_exact(scenario, START - timedelta(days=3), END + timedelta(days=3), "month")

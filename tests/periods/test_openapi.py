@@ -176,7 +176,8 @@ async def test_unavailable_is_503_with_retry_after(
     monkeypatch.setattr(api, "CATCH_UP_TIMEOUT_S", 0.2)
     settings = Settings(data_dir=tmp_path, kafka_bootstrap="127.0.0.1:9")
     app = faust.App("periods-test", web_enabled=True, datadir=str(tmp_path / "faust"))
-    api.register(app, settings, 6)  # the reader is never started: it never catches up
+    reader = periods.ChangelogReader(settings, periods.changelog_topic(settings), 6)
+    api.register(app, settings, reader)  # the reader is never started: it never catches up
     view = app.web.views["/api/v1/counts"]
     response = await view.get(_Request(query_string=f"from={START}&to={END}"))
     assert response.status == 503
