@@ -43,7 +43,7 @@ topics), never the wall clock, so a replay makes exactly the same writes.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -551,25 +551,28 @@ class EventCounter:
             pending[bucket_key] = (partition, count)
         return Outcome(Result.COUNTED, event.type, event_id=event_id, occurred_at=occurred)
 
-    def expire(self, partition: int, now: datetime, seen_days: int) -> int:
-        """Delete minute, hour and de-duplication entries of ``partition`` past retention.
+    def expire(self, partitions: Iterable[int], now: datetime, seen_days: int) -> int:
+        """Delete minute, hour and de-duplication entries of ``partitions`` past retention.
 
-        Returns the number of keys deleted. Call it only for partitions this worker
-        actively owns (it writes their changelogs), between batches.
+        One pass over each table, whatever the number of partitions. Returns the number
+        of keys deleted. Call it only for partitions this worker actively owns (it
+        writes their changelogs), between batches.
         """
+        wanted = {str(p) for p in partitions}
         minute_cut = int((now - MINUTE_HORIZON).timestamp() // 60) - 1
         hour_cut = int((now - HOUR_HORIZON).timestamp() // 3600) - 1
         day_cut = int(now.timestamp() // 86400) - seen_days
-        doomed = list(_expired_counts(self.counts.items(), partition, minute_cut, hour_cut))
-        for key in doomed:
+        doomed = list(_expired_counts(self.counts.items(), wanted, minute_cut, hour_cut))
+        for partition, key in doomed:
             self.counts.put(partition, key, None)
             self.on_write(key, None)
-        old = [
-            (key, value)
-            for key, value in list(self.seen.items())
-            if key.startswith(f"s|{partition}|") and int(key.split("|")[2]) < day_cut
-        ]
-        for key, value in old:
+        old = []
+        for key, value in list(self.seen.items()):
+            if key.startswith("s|"):
+                _, p, day, _ = key.split("|", 3)
+                if p in wanted and int(day) < day_cut:
+                    old.append((int(p), key, value))
+        for partition, key, value in old:
             self.seen.put(partition, key, None)
             for event_id, code, offset in seen_entries(value):
                 if self.first.get(event_id) == self._pack(code, partition, offset):
@@ -578,13 +581,15 @@ class EventCounter:
 
 
 def _expired_counts(
-    items: Iterable[tuple[str, Any]], partition: int, minute_cut: int, hour_cut: int
-) -> Iterator[str]:
+    items: Iterable[tuple[str, Any]], partitions: Set[str], minute_cut: int, hour_cut: int
+) -> Iterator[tuple[int, str]]:
+    """(partition, key) of the minute and hour counts of ``partitions`` before the cuts."""
     for key, _ in list(items):
-        if not key.startswith("c|"):
+        # Only minute and hour keys expire: "c|<code>|<p>|m|" or "c|<code>|<p>|h|".
+        if not key.startswith("c|") or ("|m|" not in key and "|h|" not in key):
             continue
         _, _, p, res, bucket, _ = key.split("|", 5)
-        if int(p) != partition:
+        if p not in partitions:
             continue
         if (res == "m" and int(bucket) < minute_cut) or (res == "h" and int(bucket) < hour_cut):
-            yield key
+            yield int(p), key

@@ -204,7 +204,7 @@ def test_expire_removes_only_that_partitions_old_keys() -> None:
     parts = {canonical_partition(e.event_id, P) for e in events}
     victim = sorted(parts)[0]
     later = NOW + timedelta(days=40)
-    removed = counter.expire(victim, later, seen_days=30)
+    removed = counter.expire([victim], later, seen_days=30)
     assert removed > 0
     for key in counter.counts:
         p, res = int(key.split("|")[2]), key.split("|")[3]
@@ -213,6 +213,27 @@ def test_expire_removes_only_that_partitions_old_keys() -> None:
     assert all(not k.startswith(f"s|{victim}|") for k in counter.seen)
     assert all(s.partition != victim for _, s in counter.sightings())
     assert any(s.partition != victim for _, s in counter.sightings())
+
+
+def test_expire_of_several_partitions_at_once_is_each_partition_in_turn() -> None:
+    """One pass over the tables for several partitions deletes what one call per
+    partition did, and nothing of the partitions not named."""
+    events = [referral(i, NOW - timedelta(minutes=30 + i)) for i in range(60)]
+    counters = [make(), make()]
+    for counter in counters:
+        for i, e in enumerate(events):
+            counter.handle(*message(e, i))
+    parts = sorted({canonical_partition(e.event_id, P) for e in events})
+    named, spared = parts[:-1], parts[-1]
+    later = NOW + timedelta(days=40)
+    together = counters[0].expire(named, later, seen_days=30)
+    one_by_one = sum(counters[1].expire([p], later, seen_days=30) for p in named)
+    assert together == one_by_one > 0
+    assert counters[0].counts == counters[1].counts
+    assert counters[0].seen == counters[1].seen
+    assert counters[0].first == counters[1].first
+    kept = {k.split("|")[3] for k in counters[0].counts if k.split("|")[2] == str(spared)}
+    assert {"m", "h"} <= kept  # the partition not named keeps its minute and hour keys
 
 
 def test_expire_reads_seen_values_decoded_from_the_changelog() -> None:
@@ -224,7 +245,7 @@ def test_expire_reads_seen_values_decoded_from_the_changelog() -> None:
     decoded = DictTable({k: orjson.loads(v) for k, v in counter.seen.items()})
     restarted = make(seen=decoded)
     for p in range(P):
-        restarted.expire(p, NOW + timedelta(days=40), seen_days=30)
+        restarted.expire([p], NOW + timedelta(days=40), seen_days=30)
     assert restarted.seen == {}
     assert restarted.first == {}
 
