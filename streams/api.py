@@ -68,7 +68,7 @@ def register(app: faust.App, settings: Settings, reader: ChangelogReader) -> Non
                     headers={"Retry-After": "5"},
                 )
             body = answer(
-                reader.buckets.between(query.start, query.end),
+                reader.between(query.start, query.end),
                 query,
                 settings.forces,
                 settings.timezone,

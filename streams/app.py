@@ -249,22 +249,16 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
     )
     tables = (FaustTable(counts), FaustTable(seen))
     guard = OffsetGuard(tables[0], codes)
-    # The period API's day buckets: this worker's partitions from its own writes, the
-    # others from the counts changelog (streams/periods.py).
-    days = ChangelogReader(settings, changelog_topic(settings), partitions)
-    view_set, days_written = state.view.set, days.written
-
-    def on_write(key: str, value: list[int] | None) -> None:
-        view_set(key, value)
-        days_written(key, value)
-
+    # The period API's day buckets: this worker's partitions from the view, the others
+    # from the counts changelog (streams/periods.py).
+    days = ChangelogReader(settings, changelog_topic(settings), partitions, view=state.view)
     counter = EventCounter(
         classifier,
         codes,
         partitions,
         *tables,
         settings.tz,
-        on_write=on_write,
+        on_write=state.view.set,
     )
     delay = Histogram(
         "ops_event_delay_seconds",
@@ -508,8 +502,7 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
         # A changelog partition is written by the owner of that partition of every
         # source topic (Faust assigns them together).
         days.own(
-            {p for p in range(partitions) if all((c, p) in state.active for c in name_of_code)},
-            lambda: count_lists(counts.data.items()),
+            {p for p in range(partitions) if all((c, p) in state.active for c in name_of_code)}
         )
         counter.rebuild_index()
         guard.reset()

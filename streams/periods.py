@@ -169,10 +169,8 @@ class DayBuckets:
             return
         self.days.setdefault(day, {})[bucket] = int(value[0])
 
-    def replace_partitions(
-        self, partitions: Set[int], items: Iterable[tuple[str, Sequence[int] | None]]
-    ) -> None:
-        """Forget the buckets of ``partitions``, then mirror their keys among ``items``."""
+    def drop_partitions(self, partitions: Set[int]) -> None:
+        """Forget the buckets of ``partitions``."""
         if not partitions:
             return
         for day in list(self.days):
@@ -181,9 +179,6 @@ class DayBuckets:
                 del keys[bucket]
             if not keys:
                 del self.days[day]
-        for key, value in items:
-            if "|d|" in key and partition_of(key) in partitions:
-                self.apply(key, value)
 
     def between(self, start: date, end: date) -> Iterator[Bucket]:
         """Every bucket with ``start <= day <= end`` (inclusive local dates)."""
@@ -351,14 +346,6 @@ def aiokafka_options(settings: Settings) -> dict[str, Any]:
     return opts
 
 
-def partition_of(key: str) -> int | None:
-    """The source partition a ``c|`` count key names (None for other keys)."""
-    parts = key.split("|", 3)
-    if len(parts) < 4 or parts[0] != "c" or not parts[2].isdigit():
-        return None
-    return int(parts[2])
-
-
 def decode_key(raw: bytes | None) -> str | None:
     """A table key from its changelog bytes (Faust's JSON codec, or plain text)."""
     if raw is None:
@@ -378,16 +365,16 @@ def decode_value(raw: bytes | None) -> list[int] | None:
 
 
 class ChangelogReader:
-    """Keeps a :class:`DayBuckets` of every partition of the counts changelog.
+    """The day buckets of every partition, for the period API.
 
-    Partitions this worker writes (:meth:`own`, on every rebalance) are mirrored from
-    its own table writes (:meth:`written`), synchronously; the others are followed by
-    reading the changelog. Reading back the worker's own records cost a fifth of its
-    time (docs/performance.md, change 12). A partition this worker stops owning is
-    read again from the beginning of its changelog (its new owner writes there); one
-    it starts owning is rebuilt from the recovered table. Run :meth:`run` as a
-    background task and :meth:`catch_up` before answering. After a connection error
-    it resumes where it stopped.
+    Partitions this worker writes (:meth:`own`, after every rebalance) are answered
+    from its :class:`~streams.view.CountsView`, which mirrors every table write as it
+    is made; the others are followed by reading the counts changelog into a
+    :class:`DayBuckets`. (Reading back the worker's own records cost a fifth of its
+    time: docs/performance.md, change 12.) A partition this worker stops owning is read
+    again from the beginning of its changelog, where its next owner writes. Run
+    :meth:`run` as a background task and :meth:`catch_up` before answering. After a
+    connection error it resumes where it stopped.
     """
 
     def __init__(
@@ -396,13 +383,15 @@ class ChangelogReader:
         topic: str,
         partitions: int,
         *,
+        view: CountsView | None = None,
         consumer_factory: Callable[..., Any] | None = None,
         poll_ms: int = 100,
     ) -> None:
         self.settings = settings
         self.topic = topic
         self.partitions = partitions  # the table's, as the source topics'
-        self.buckets = DayBuckets()
+        self.view = CountsView() if view is None else view
+        self.buckets = DayBuckets()  # the partitions read from the changelog
         self.poll_ms = poll_ms
         self.records = 0
         self._factory = consumer_factory
@@ -422,21 +411,18 @@ class ChangelogReader:
 
     @property
     def owned(self) -> frozenset[int]:
-        """The partitions mirrored from this worker's own writes."""
+        """The partitions answered from the view (this worker writes them)."""
         return self._owned
 
-    def own(
-        self, partitions: Iterable[int], items: Callable[[], Iterable[tuple[str, Any]]]
-    ) -> None:
+    def own(self, partitions: Iterable[int]) -> None:
         """From now on this worker alone writes ``partitions`` (after a rebalance).
 
-        Partitions it gains are rebuilt from ``items()`` (the recovered counts table,
-        ``[units, events, last_offset]`` values); partitions it loses are read again from
-        the changelog's beginning.
+        They are answered from the view (rebuilt from the recovered table); partitions
+        it no longer owns are read again from the changelog's beginning.
         """
         owned = frozenset(partitions)
-        gained, lost = owned - self._owned, self._owned - owned
-        self.buckets.replace_partitions(gained, items() if gained else ())
+        lost = self._owned - owned
+        self.buckets.drop_partitions(owned)
         for p in lost:
             self._next.pop(p, None)  # read again from the beginning (_assign)
         self._owned = owned
@@ -444,13 +430,23 @@ class ChangelogReader:
         log.info("periods_reader_owns", partitions=sorted(owned))
 
     def release(self) -> None:
-        """Stop mirroring own writes (partitions revoked): read every partition."""
-        self.own((), list)
+        """Partitions revoked: read every partition from the changelog."""
+        self.own(())
 
-    def written(self, key: str, value: Sequence[int] | None) -> None:
-        """Mirror one of this worker's own table writes (only owned day keys matter)."""
-        if "|d|" in key and partition_of(key) in self._owned:
-            self.buckets.apply(key, value)
+    def between(self, start: date, end: date) -> Iterator[Bucket]:
+        """Every day bucket with ``start <= day <= end``, owned partitions from the view."""
+        yield from self.buckets.between(start, end)
+        lo, hi = start.toordinal(), end.toordinal()
+        owned = self._owned
+        for (code, p), part in self.view.series.items():
+            if p not in owned or code not in MEASURES:
+                continue
+            for labels, series in part.items():
+                inside = [(d, n) for d, n in series.days.items() if lo <= d <= hi]
+                if inside:
+                    names = tuple(labels.split(","))
+                    for day, n in inside:
+                        yield day, code, names, n
 
     async def _connect(self) -> None:
         from aiokafka import AIOKafkaConsumer, TopicPartition
