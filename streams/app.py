@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +43,7 @@ from streams import (
     api,
     batches,
     consumer_fast_path,
+    count_store,
     drain,
     heap,
     producer_flush,
@@ -94,13 +95,16 @@ class FaustTable:
 
     def __init__(self, table: Any) -> None:
         self.table = table
+        # The memory store's own mapping (a dict, or the counts' CountStore), used
+        # directly: the store's generic Mapping.get raises KeyError for every new key.
+        self.data: MutableMapping[str, Any] = table.data.data
         self.pending: list[tuple[int, bytes, bytes | None]] = []
         # The batch handler and the expiry timer both send: one at a time, in write order.
         self.lock = asyncio.Lock()
 
     def get(self, key: str) -> Any:
         """The value of ``key`` or None."""
-        return self.table.data.get(key)
+        return self.data.get(key)
 
     def put(self, partition: int, key: str, value: Any | None, record: Any = None) -> None:
         """Set or delete ``key``; its changelog record waits for :meth:`send_pending`.
@@ -112,10 +116,10 @@ class FaustTable:
             key, self.table.key_serializer, self.table.changelog_topic.prepare_key
         )
         if value is None:
-            self.table.data.pop(key, None)
+            self.data.pop(key, None)
             self.pending.append((partition, raw_key, None))
         else:
-            self.table.data[key] = value
+            self.data[key] = value
             shown = value if record is None else record
             # bytes are a value already serialized (the counter's ``seen`` batches).
             raw_value = (
@@ -129,7 +133,7 @@ class FaustTable:
 
     def keep(self, key: str, value: Any) -> None:
         """Replace the in-memory value of ``key`` by an equivalent form (no changelog record)."""
-        self.table.data[key] = value
+        self.data[key] = value
 
     @staticmethod
     def _dumps(obj: Any, serializer: Any, prepare: Any) -> bytes:
@@ -142,7 +146,7 @@ class FaustTable:
 
     def items(self) -> Any:
         """Every key and value held in memory (all partitions, standbys included)."""
-        return self.table.data.items()
+        return self.data.items()
 
     async def send_pending(self) -> None:
         """Queue the pending changelog records on the producer, one batch per partition."""
@@ -241,6 +245,7 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
     }
     # Keys are strings and values small JSON lists (see streams/counter.py).
     counts = app.Table("counts", partitions=partitions)
+    count_store.install(counts)  # count keys grouped by series (streams/count_store.py)
     seen = app.Table("seen", partitions=partitions)
     classifier = Classifier.for_prefix(
         settings.topic_prefix,
