@@ -16,8 +16,9 @@ an in-memory index (event id -> first sighting) is rebuilt from that table after
 every recovery.
 
 Memory (benchmarks/memory.py): the counter's own ``seen`` writes keep that value as
-its serialized JSON (``bytes``, exactly the changelog record), while values Faust
-decoded from the changelog are lists; :func:`seen_entries` reads both. The index
+its serialized JSON compressed (:func:`pack_seen`; the changelog record is the JSON),
+while values Faust decoded from the changelog are lists; :func:`seen_entries` reads
+every form. The index
 holds each sighting packed into one int (:meth:`EventCounter.sighting` unpacks it).
 Counts are held as one int too (:func:`pack_count`); their changelog records and
 what the view is given stay the list ``[units, events, last_offset]``
@@ -43,6 +44,7 @@ topics), never the wall clock, so a replay makes exactly the same writes.
 from __future__ import annotations
 
 import struct
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -116,24 +118,27 @@ class Sighting(NamedTuple):
     offset: int
 
 
-def dumps_exact(obj: Any) -> bytes:
-    """``orjson.dumps(obj)`` in a ``bytes`` object of exactly its length.
+def pack_seen(raw: bytes) -> bytes:
+    """The in-memory form of a ``seen`` value: its JSON (``raw``), zlib-compressed.
 
-    orjson returns its whole output buffer (at least 4 KiB, about 8 times the length
-    above that) as the ``bytes``; kept in a table for 30 days, the ``seen`` values held
-    about ten times their size (docs/performance.md, "Round 3").
+    The table keeps 30 days of event ids; compressed (level 1, about 1 µs an event)
+    they take a fifth to a half of their JSON (docs/performance.md, change 13), and
+    ``seen`` values are read only after a recovery and when they expire. The changelog
+    record stays the JSON.
     """
-    return memoryview(orjson.dumps(obj)).tobytes()
+    return zlib.compress(raw, 1)
 
 
 def seen_entries(value: Any) -> list[list[Any]]:
-    """The ``[event_id, code, offset]`` entries of a ``seen`` value, either form.
+    """The ``[event_id, code, offset]`` entries of a ``seen`` value, any form.
 
-    The counter's own writes hold the serialized JSON (``bytes``); values Faust
-    decoded from the changelog (recovery, standby) hold the lists themselves.
+    The counter's own writes hold the compressed JSON (:func:`pack_seen`); values Faust
+    decoded from the changelog (recovery, standby) hold the lists themselves, and the
+    plain JSON is read too.
     """
     if isinstance(value, bytes | bytearray | memoryview):
-        entries: list[list[Any]] = orjson.loads(value)
+        raw = value if bytes(value[:1]) == b"[" else zlib.decompress(value)
+        entries: list[list[Any]] = orjson.loads(raw)
         return entries
     return value or []
 
@@ -407,7 +412,7 @@ class EventCounter:
         """Put recovered values in their compact in-memory forms (after recovery).
 
         Faust decodes changelog records into lists: counts become packed ints and
-        ``seen`` batches their JSON bytes, as the counter's own writes hold them. Only
+        ``seen`` batches their compressed JSON, as the counter's own writes hold them. Only
         memory changes (no changelog record); returns the number of values replaced.
         """
         replaced = 0
@@ -419,7 +424,7 @@ class EventCounter:
                     replaced += 1
         for key, value in self.seen.items():
             if key.startswith("s|") and isinstance(value, list):
-                self.seen.keep(key, dumps_exact(value))
+                self.seen.keep(key, pack_seen(orjson.dumps(value)))
                 replaced += 1
         return replaced
 
@@ -456,7 +461,8 @@ class EventCounter:
                 # Offsets are per topic: the first sighting's type and offset name the batch.
                 first_code, first_offset = entries[0][1], entries[0][2]
                 key = f"s|{partition}|{day}|{first_code}{first_offset}"
-                self.seen.put(partition, key, dumps_exact(entries))
+                raw = orjson.dumps(entries)  # the changelog record
+                self.seen.put(partition, key, pack_seen(raw), raw)
             put, on_write = self.counts.put, self.on_write
             for key, (partition, value) in self._counts.items():
                 # count_fields, inlined: the changelog record and the view's value.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,6 +25,7 @@ from streams.counter import (
     count_fields,
     count_lists,
     pack_count,
+    pack_seen,
     seen_entries,
 )
 from streams.view import CountsView
@@ -242,7 +244,7 @@ def test_expire_reads_seen_values_decoded_from_the_changelog() -> None:
     counter = make()
     for i in range(20):
         counter.handle(*message(referral(i), i))
-    decoded = DictTable({k: orjson.loads(v) for k, v in counter.seen.items()})
+    decoded = DictTable({k: seen_entries(v) for k, v in counter.seen.items()})
     restarted = make(seen=decoded)
     for p in range(P):
         restarted.expire([p], NOW + timedelta(days=40), seen_days=30)
@@ -306,9 +308,9 @@ def test_packed_sighting_round_trips(code: str, partition: int, offset: int) -> 
 
 
 def test_seen_values_are_the_changelog_json_and_rebuild_from_either_form() -> None:
-    """The counter keeps its seen batches as the serialized JSON, byte for byte the
-    changelog record (list of [event_id, code, offset]); a restarted counter rebuilds
-    the same index from those bytes, from the lists Faust decodes, or a mix."""
+    """The counter keeps its seen batches as the changelog record's JSON (a list of
+    [event_id, code, offset]) compressed; a restarted counter rebuilds the same index
+    from those bytes, from the lists Faust decodes, from the plain JSON, or a mix."""
     counter = make()
     events = [referral(i % 25) for i in range(60)]  # with duplicates
     batch = [Message(*message(e, 100 + i)) for i, e in enumerate(events)]
@@ -316,16 +318,17 @@ def test_seen_values_are_the_changelog_json_and_rebuild_from_either_form() -> No
         counter.handle_batch(batch[start : start + 7])
     assert counter.seen
     assert all(isinstance(v, bytes) for v in counter.seen.values())
-    decoded = {k: orjson.loads(v) for k, v in counter.seen.items()}
+    decoded = {k: seen_entries(v) for k, v in counter.seen.items()}
     for key, entries in decoded.items():
         assert all(isinstance(i, str) and c == "r" and isinstance(o, int) for i, c, o in entries)
-        assert orjson.dumps(entries) == counter.seen[key]
-        assert seen_entries(counter.seen[key]) == entries == seen_entries(entries)
+        assert zlib.decompress(counter.seen[key]) == orjson.dumps(entries)
+        assert seen_entries(orjson.dumps(entries)) == entries == seen_entries(entries)
     assert sum(len(v) for v in decoded.values()) == 25
     expected = dict(counter.sightings())
     assert len(expected) == 25
     keys = sorted(decoded)
-    mixed = {k: (decoded[k] if n % 2 else counter.seen[k]) for n, k in enumerate(keys)}
+    forms = (decoded, counter.seen, {k: orjson.dumps(v) for k, v in decoded.items()})
+    mixed = {k: forms[n % 3][k] for n, k in enumerate(keys)}
     for seen in (dict(counter.seen), decoded, mixed):
         restarted = make(seen=DictTable(seen))
         assert dict(restarted.sightings()) == expected
@@ -391,19 +394,21 @@ def test_changelog_records_stay_json_lists_and_recovery_reads_them() -> None:
         assert dict(count_lists(decoded.items())) == dict(count_lists(reference.counts.items()))
 
 
-def test_seen_values_hold_only_their_bytes() -> None:
-    """The ``seen`` values are the changelog's JSON, in memory no larger than it."""
+def test_seen_values_are_smaller_than_their_json() -> None:
+    """The ``seen`` values kept for 30 days: compressed, and exactly their own size
+    (orjson's result holds a 4 KiB buffer; docs/performance.md, "Round 3")."""
     import tracemalloc
 
-    from streams.counter import dumps_exact
-
-    entries = [[f"evt-{i:020d}", "r", i] for i in range(10)]
+    entries = [
+        [f"sim:1:referral:{1794214800 + i * 60}:west:west-d{i % 4}:0", "r", i] for i in range(400)
+    ]
+    raw = orjson.dumps(entries)
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        kept = [dumps_exact(entries) for _ in range(200)]
+        kept = [pack_seen(raw) for _ in range(50)]
         per_value = (tracemalloc.get_traced_memory()[0] - before) / len(kept)
     finally:
         tracemalloc.stop()
-    assert kept[0] == orjson.dumps(entries)
-    assert per_value < len(kept[0]) + 200  # the bytes object's header, not a 4 KiB buffer
+    assert seen_entries(kept[0]) == entries
+    assert per_value < len(raw) / 3  # ids of the simulator's shape compress about 5x

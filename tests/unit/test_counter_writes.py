@@ -31,6 +31,7 @@ from streams.counter import (
     bucket_keys,
     canonical_partition,
     count_fields,
+    pack_seen,
 )
 from streams.labels import join, label_values, units
 
@@ -49,7 +50,8 @@ class ReferenceCounter(EventCounter):
                 day = self._sighting_day[partition]
                 first_code, first_offset = entries[0][1], entries[0][2]
                 key = f"s|{partition}|{day}|{first_code}{first_offset}"
-                self.seen.put(partition, key, orjson.dumps(entries))
+                raw = orjson.dumps(entries)
+                self.seen.put(partition, key, pack_seen(raw), raw)
             for key, (partition, value) in self._counts.items():
                 fields = count_fields(value)
                 self.counts.put(partition, key, value, fields)
