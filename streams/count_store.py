@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import ItemsView, Iterator, KeysView, MutableMapping
 from typing import Any
 
+from streams.shared_ints import shared
+
 
 def _split(key: str) -> tuple[str, int] | None:
     """(series, bucket) of a count key whose bucket is a plain decimal, else None."""
@@ -28,7 +30,7 @@ def _split(key: str) -> tuple[str, int] | None:
         return None  # the series would not split back into its labels
     if not (bucket.isascii() and bucket.isdigit()) or (bucket[0] == "0" and bucket != "0"):
         return None  # int() would not give the same text back
-    return f"c|{parts[1]}|{parts[2]}|{parts[3]}|{parts[5]}", int(bucket)
+    return f"c|{parts[1]}|{parts[2]}|{parts[3]}|{parts[5]}", shared(int(bucket))
 
 
 class CountStore(MutableMapping[str, Any]):

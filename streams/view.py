@@ -22,6 +22,8 @@ from datetime import date, datetime, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from streams.shared_ints import shared
+
 WINDOWS: Final = ("1h", "24h", "7d", "28d", "today", "week", "month", "fy")
 N_WINDOWS: Final = len(WINDOWS)
 # A row of export sums: the windows, then the all-time units and events.
@@ -200,7 +202,7 @@ class CountsView:
                     row[EVENTS] += events - series.total_events
                 series.total_units, series.total_events = units, events
                 return
-            b = int(bucket)
+            b = shared(int(bucket))  # one object per bucket number (streams/shared_ints.py)
             if res == "h":  # Series.buckets, inlined (the commonest first)
                 target = series.hours
             elif res == "m":

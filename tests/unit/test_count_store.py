@@ -82,8 +82,8 @@ def test_update_and_pop_without_default() -> None:
 
 
 def test_holds_count_keys_in_less_memory_than_a_dict() -> None:
-    """The point of it: 20,000 hour keys of 50 series, in at most 75% of a dict's bytes
-    (values as the counter's packed counts; about 63% measured)."""
+    """The point of it: 20,000 hour keys of 50 series, in at most 65% of a dict's bytes
+    (values as the counter's packed counts; about 56% measured)."""
     keys = [
         f"c|r|{p}|h|{490000 + h}|lancashire,division{d},nca,low"
         for p in range(5)
@@ -100,7 +100,7 @@ def test_holds_count_keys_in_less_memory_than_a_dict() -> None:
         sizes.append(tracemalloc.get_traced_memory()[0])
         tracemalloc.stop()
         assert len(mapping) == len(keys)
-    assert sizes[1] < 0.75 * sizes[0], sizes
+    assert sizes[1] < 0.65 * sizes[0], sizes
 
 
 def test_installed_as_a_faust_memory_store_data(tmp_path: Path) -> None:
@@ -123,3 +123,30 @@ def test_installed_as_a_faust_memory_store_data(tmp_path: Path) -> None:
         [event("c|w|1|h|5|a,b", None)], to_key=lambda k: k, to_value=lambda v: v
     )
     assert dict(table.data.items()) == {"o|w|1": [9], "c|w|1|d|7|a,b": [2, 2, 4]}
+
+
+def test_bucket_numbers_are_shared_objects() -> None:
+    """Equal bucket numbers of different keys, in the store and the view, are one object."""
+    from streams import shared_ints
+    from streams.view import CountsView
+
+    store, view = CountStore(), CountsView()
+    for labels in ("a,b", "c,d"):
+        key = f"c|r|0|h|{490000 + 17}|{labels}"
+        store["".join(key)] = 1
+        view.set(key, [1, 1, 1])
+    buckets = [b for bs in store._series.values() for b in bs]
+    buckets += [b for part in view.series.values() for s in part.values() for b in s.hours]
+    assert len(buckets) == 4
+    assert len({id(b) for b in buckets}) == 1
+    assert shared_ints.shared(10**12) is shared_ints.shared(int(str(10**12)))
+
+
+def test_the_shared_table_is_bounded(monkeypatch: Any) -> None:
+    from streams import shared_ints
+
+    monkeypatch.setattr(shared_ints, "LIMIT", 100)
+    monkeypatch.setattr(shared_ints, "_table", {})
+    for n in range(1000, 1350):
+        assert shared_ints.shared(n) == n
+    assert len(shared_ints._table) <= 100
