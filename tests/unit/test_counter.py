@@ -302,7 +302,7 @@ def test_first_sightings_of_two_topics_at_one_offset_survive_a_restart() -> None
 )
 def test_packed_sighting_round_trips(code: str, partition: int, offset: int) -> None:
     counter = make()
-    counter.first["e"] = counter._pack(code, partition, offset)
+    counter.first[b"e"] = counter._pack(code, partition, offset)
     assert counter.sighting("e") == Sighting(code, partition, offset)
     assert counter.sighting("other") is None
 

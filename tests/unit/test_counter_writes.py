@@ -78,13 +78,13 @@ class ReferenceCounter(EventCounter):
         )
         if home != partition or key != raw_id:
             return Outcome(Result.REROUTED, event.type, reroute_partition=home, event_id=event_id)
-        first = self.first.get(event_id)
+        first = self.first.get(raw_id)
         here = self._pack(code, partition, offset)
         if first is not None and first != here:
             self._bump(partition, f"d|{code}|{partition}", 1, 1, offset)
             return Outcome(Result.DUPLICATE, event.type, event_id=event_id)
         if first is None:
-            self.first[event_id] = here
+            self.first[raw_id] = here
             if partition not in self._sightings:
                 self._sightings[partition] = []
                 self._sighting_day[partition] = int(stamp.timestamp() // 86400)
