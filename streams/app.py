@@ -439,12 +439,17 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
         if removed:
             log.info("expired", partitions=due, keys=removed)
 
+    delay_of_type: dict[str, Any] = {}  # the histogram's child per type (labels() per event cost)
+
     def _observe(outcome: Outcome) -> None:
         now = time.time()
         assert outcome.type is not None
         assert outcome.occurred_at is not None
         state.last_event[outcome.type] = now
-        delay.labels(outcome.type).observe(max(0.0, now - outcome.occurred_at.timestamp()))
+        child = delay_of_type.get(outcome.type)
+        if child is None:
+            child = delay_of_type[outcome.type] = delay.labels(outcome.type)
+        child.observe(max(0.0, now - outcome.occurred_at.timestamp()))
 
     async def _follow_up(outcome: Outcome, msg: Message) -> None:
         value = msg.value

@@ -15,7 +15,10 @@ from __future__ import annotations
 from collections.abc import ItemsView, Iterator, KeysView, MutableMapping
 from typing import Any
 
+from streams import shared_ints
 from streams.shared_ints import shared
+
+_SHARED = shared_ints.table()
 
 
 def _split(key: str) -> tuple[str, int] | None:
@@ -30,7 +33,14 @@ def _split(key: str) -> tuple[str, int] | None:
         return None  # the series would not split back into its labels
     if not (bucket.isascii() and bucket.isdigit()) or (bucket[0] == "0" and bucket != "0"):
         return None  # int() would not give the same text back
-    return f"c|{parts[1]}|{parts[2]}|{parts[3]}|{parts[5]}", shared(int(bucket))
+    n = int(bucket)
+    shared_n = _SHARED.get(n)  # streams/shared_ints.py's shared(), inlined
+    return f"c|{parts[1]}|{parts[2]}|{parts[3]}|{parts[5]}", shared(
+        n
+    ) if shared_n is None else shared_n
+
+
+_RECENT_MAX = 20_000  # more than the distinct keys of a batch of 2,000 events
 
 
 class CountStore(MutableMapping[str, Any]):
@@ -40,10 +50,18 @@ class CountStore(MutableMapping[str, Any]):
         self._series: dict[str, dict[int, Any]] = {}
         self._other: dict[str, Any] = {}
         self._size = 0
+        # Keys just read, split: the counter reads a key, then writes it at the end of
+        # the batch, and the write need not split it again.
+        self._recent: dict[str, tuple[str, int]] = {}
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key``, or ``default``."""
         where = _split(key)
+        if where is not None:
+            recent = self._recent
+            if len(recent) >= _RECENT_MAX:
+                recent.clear()
+            recent[key] = where
         if where is None:
             return self._other.get(key, default)
         buckets = self._series.get(where[0])
@@ -68,7 +86,7 @@ class CountStore(MutableMapping[str, Any]):
         return buckets is not None and where[1] in buckets
 
     def __setitem__(self, key: str, value: Any) -> None:
-        where = _split(key)
+        where = self._recent.pop(key, None) or _split(key)
         if where is None:
             if key not in self._other:
                 self._size += 1
@@ -133,6 +151,7 @@ class CountStore(MutableMapping[str, Any]):
         """Remove everything."""
         self._series.clear()
         self._other.clear()
+        self._recent.clear()
         self._size = 0
 
 

@@ -16,6 +16,14 @@ LIMIT: Final = 200_000  # distinct numbers kept; then the table starts again (bo
 _table: dict[int, int] = {}
 
 
+def table() -> dict[int, int]:
+    """The shared objects by number, for callers that look up before calling :func:`shared`.
+
+    Always the same dict (cleared, never replaced, when full).
+    """
+    return _table
+
+
 def shared(n: int) -> int:
     """An int equal to ``n``: the same object for every call with the same number."""
     found = _table.get(n)

@@ -22,7 +22,10 @@ from datetime import date, datetime, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from streams import shared_ints
 from streams.shared_ints import shared
+
+_SHARED = shared_ints.table()
 
 WINDOWS: Final = ("1h", "24h", "7d", "28d", "today", "week", "month", "fy")
 N_WINDOWS: Final = len(WINDOWS)
@@ -202,7 +205,8 @@ class CountsView:
                     row[EVENTS] += events - series.total_events
                 series.total_units, series.total_events = units, events
                 return
-            b = shared(int(bucket))  # one object per bucket number (streams/shared_ints.py)
+            b = int(bucket)
+            b = _SHARED.get(b) or shared(b)  # one object per number (streams/shared_ints.py)
             if res == "h":  # Series.buckets, inlined (the commonest first)
                 target = series.hours
             elif res == "m":
