@@ -99,6 +99,7 @@ class FaustTable:
         # directly: the store's generic Mapping.get raises KeyError for every new key.
         self.data: MutableMapping[str, Any] = table.data.data
         self.pending: list[tuple[int, bytes, bytes | None]] = []
+        self._json = table.key_serializer == "json" and table.value_serializer == "json"
         # The batch handler and the expiry timer both send: one at a time, in write order.
         self.lock = asyncio.Lock()
 
@@ -112,9 +113,12 @@ class FaustTable:
         ``record`` is serialized instead of ``value`` when given (``value`` is then a
         compact in-memory form, e.g. a packed count).
         """
-        raw_key = self._dumps(
-            key, self.table.key_serializer, self.table.changelog_topic.prepare_key
-        )
+        if self._json:  # Faust's "json" codec is orjson.dumps, without its codec lookup
+            raw_key = orjson.dumps(key)
+        else:
+            raw_key = self._dumps(
+                key, self.table.key_serializer, self.table.changelog_topic.prepare_key
+            )
         if value is None:
             self.data.pop(key, None)
             self.pending.append((partition, raw_key, None))
@@ -122,13 +126,14 @@ class FaustTable:
             self.data[key] = value
             shown = value if record is None else record
             # bytes are a value already serialized (the counter's ``seen`` batches).
-            raw_value = (
-                shown
-                if isinstance(shown, bytes)
-                else self._dumps(
+            if isinstance(shown, bytes):
+                raw_value = shown
+            elif self._json:
+                raw_value = orjson.dumps(shown)
+            else:
+                raw_value = self._dumps(
                     shown, self.table.value_serializer, self.table.changelog_topic.prepare_value
                 )
-            )
             self.pending.append((partition, raw_key, raw_value))
 
     def keep(self, key: str, value: Any) -> None:
