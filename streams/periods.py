@@ -1,14 +1,16 @@
 """Exact figures for any date range, from the day buckets of the counts changelog.
 
-A worker's tables hold only the partitions it owns, so the period API reads the
-``counts`` changelog topic itself: :class:`ChangelogReader` consumes every
-partition of it from the beginning (no consumer group) and keeps the latest value
-of each day-bucket key (``c|<type>|<p>|d|<local date ordinal>|<labels>``, see
-streams/counter.py) in a :class:`DayBuckets`. Before answering, a request waits
-until the reader has applied everything up to the changelog's end offsets at the
-time of the request, so the answer holds every count written before it was asked,
-whichever worker is asked. Writes of source messages not yet committed are safe:
-a replay re-writes identical values (each value holds its last source offset).
+A worker's tables hold only the partitions it owns, so the period API answers the
+partitions it owns from its :class:`~streams.view.CountsView` (which mirrors every
+table write) and reads the others from the ``counts`` changelog topic itself:
+:class:`ChangelogReader` consumes those partitions from the beginning (no consumer
+group) and keeps the latest value of each day-bucket key
+(``c|<type>|<p>|d|<local date ordinal>|<labels>``, see streams/counter.py) in a
+:class:`DayBuckets`. Before answering, a request waits until the reader has applied
+everything up to those partitions' end offsets at the time of the request, so the
+answer holds every count written before it was asked, whichever worker is asked.
+Writes of source messages not yet committed are safe: a replay re-writes identical
+values (each value holds its last source offset).
 
 The rest is pure and unit-tested: :func:`parse_query` (400 errors naming the
 parameter), :func:`answer` (totals and groups) and :class:`PeriodCollector` (the
@@ -370,8 +372,9 @@ class ChangelogReader:
     Partitions this worker writes (:meth:`own`, after every rebalance) are answered
     from its :class:`~streams.view.CountsView`, which mirrors every table write as it
     is made; the others are followed by reading the counts changelog into a
-    :class:`DayBuckets`. (Reading back the worker's own records cost a fifth of its
-    time: docs/performance.md, change 12.) A partition this worker stops owning is read
+    :class:`DayBuckets`. (Reading back its own records meant parsing about three
+    changelog records per event in the worker's loop and a second copy of their day
+    buckets: docs/performance.md, change 12.) A partition this worker stops owning is read
     again from the beginning of its changelog, where its next owner writes. Run
     :meth:`run` as a background task and :meth:`catch_up` before answering. After a
     connection error it resumes where it stopped.
