@@ -67,6 +67,24 @@ class CountStore(MutableMapping[str, Any]):
         buckets = self._series.get(where[0])
         return default if buckets is None else buckets.get(where[1], default)
 
+    def get_count(self, key: str, series: str, bucket: int) -> Any:
+        """``get(key)`` for a count key the caller built from its parts, without splitting it.
+
+        ``key`` must be ``c|<code>|<p>|<res>|<bucket>|<labels>`` with ``series`` the same
+        without ``<bucket>|`` (labels without ``|``); a negative bucket is not a plain
+        decimal and is looked up as :meth:`get` would.
+        """
+        if bucket < 0:
+            return self.get(key)
+        shared_n = _SHARED.get(bucket)
+        where = (series, shared(bucket) if shared_n is None else shared_n)
+        recent = self._recent
+        if len(recent) >= _RECENT_MAX:
+            recent.clear()
+        recent[key] = where
+        buckets = self._series.get(series)
+        return None if buckets is None else buckets.get(where[1])
+
     def __getitem__(self, key: str) -> Any:
         where = _split(key)
         if where is None:

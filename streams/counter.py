@@ -70,6 +70,10 @@ class TableLike(Protocol):
     def get(self, key: str) -> Any:
         """The value of ``key``, or None."""
 
+    def get_count(self, key: str, series: str, bucket: int) -> Any:
+        """``get(key)`` for the count key ``c|<code>|<p>|<res>|<bucket>|<labels>``, given
+        also as its ``series`` (``c|<code>|<p>|<res>|<labels>``) and ``bucket``."""
+
     def put(self, partition: int, key: str, value: Any | None, record: Any = None) -> None:
         """Set ``key`` (its changelog partition is ``partition``); None deletes.
 
@@ -86,6 +90,10 @@ class TableLike(Protocol):
 
 class DictTable(dict[str, Any]):
     """A plain dict as a table (unit tests, and the reference implementation)."""
+
+    def get_count(self, key: str, series: str, bucket: int) -> Any:
+        """The value of ``key``, or None (the parts are not needed here)."""
+        return self.get(key)
 
     def put(self, partition: int, key: str, value: Any | None, record: Any = None) -> None:
         """Set or delete ``key``."""
@@ -531,17 +539,22 @@ class EventCounter:
         # bucket_keys and _bump, inlined (the same keys and values, fewer calls).
         ts = occurred.timestamp()
         prefix = f"c|{code}|{partition}|"
-        keys = [f"{prefix}t|0|{labels}", f"{prefix}d|{self.dates.ordinal(occurred)}|{labels}"]
+        buckets = [("t", 0), ("d", self.dates.ordinal(occurred))]
         age = stamp - occurred
         if age < HOUR_HORIZON:
-            keys.append(f"{prefix}h|{int(ts // 3600)}|{labels}")
+            buckets.append(("h", int(ts // 3600)))
             if age < MINUTE_HORIZON:
-                keys.append(f"{prefix}m|{int(ts // 60)}|{labels}")
-        pending, table = self._counts, self.counts
+                buckets.append(("m", int(ts // 60)))
+        pending, get_count = self._counts, self.counts.get_count
         fresh = (n << _UNITS_SHIFT) | (1 << _FIELD_BITS) | offset  # pack_count(n, 1, offset)
-        for bucket_key in keys:
+        for res, bucket in buckets:
+            bucket_key = f"{prefix}{res}|{bucket}|{labels}"
             known = pending.get(bucket_key)
-            current = known[1] if known is not None else table.get(bucket_key)
+            current = (
+                known[1]
+                if known is not None
+                else get_count(bucket_key, f"{prefix}{res}|{labels}", bucket)
+            )
             if current is None:
                 count = fresh if 0 <= offset <= _FIELD_MASK else [n, 1, offset]
             elif isinstance(current, int):

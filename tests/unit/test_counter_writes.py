@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from services.contract.classify import Classifier, Rejected
 from services.contract.events import ReferralReceived, SafeguardingAction
 from services.publisher import encode
+from streams.count_store import CountStore
 from streams.counter import (
     DictTable,
     EventCounter,
@@ -111,13 +112,42 @@ class RecordingTable(DictTable):
         super().put(partition, key, value, record)
 
 
-def _counter(cls: type[EventCounter], log: list[Any]) -> EventCounter:
+class RecordingStoreTable(RecordingTable):
+    """The same, holding the counts in a CountStore as the worker does."""
+
+    def __init__(self, log: list[Any], name: str) -> None:
+        super().__init__(log, name)
+        self.store = CountStore()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.store.get(key, default)
+
+    def get_count(self, key: str, series: str, bucket: int) -> Any:
+        return self.store.get_count(key, series, bucket)
+
+    def put(self, partition: int, key: str, value: Any | None, record: Any = None) -> None:
+        self.log.append((self.name, partition, key, value, record))
+        if value is None:
+            self.store.pop(key, None)
+        else:
+            self.store[key] = value
+
+    def keep(self, key: str, value: Any) -> None:
+        self.store[key] = value
+
+    def items(self) -> Any:
+        return self.store.items()
+
+
+def _counter(
+    cls: type[EventCounter], log: list[Any], table: type[RecordingTable] = RecordingTable
+) -> EventCounter:
     classifier = Classifier.for_prefix("ops.", {"lancashire": ["east", "south", "west"]})
     return cls(
         classifier,
         TOPICS,
         P,
-        RecordingTable(log, "counts"),
+        table(log, "counts"),
         RecordingTable(log, "seen"),
         TZ,
         on_write=lambda key, value: log.append(("view", key, value)),
@@ -198,17 +228,23 @@ def messages(draw: st.DrawFn) -> list[Message]:
 def test_inlined_counter_writes_what_the_reference_wrote(
     msgs: list[Message], cuts: list[int]
 ) -> None:
-    logs: list[list[Any]] = [[], []]
-    counters = [_counter(ReferenceCounter, logs[0]), _counter(EventCounter, logs[1])]
-    outcomes: list[list[Outcome]] = [[], []]
+    logs: list[list[Any]] = [[], [], []]
+    counters = [
+        _counter(ReferenceCounter, logs[0]),
+        _counter(EventCounter, logs[1]),
+        _counter(EventCounter, logs[2], RecordingStoreTable),  # as in the worker
+    ]
+    outcomes: list[list[Outcome]] = [[], [], []]
     bounds = sorted({0, len(msgs), *(c for c in cuts if c < len(msgs))})
     for start, end in itertools.pairwise(bounds):
         for counter, out in zip(counters, outcomes, strict=True):
             out.extend(counter.handle_batch(msgs[start:end]))
-    assert logs[0] == logs[1]  # the same writes, values and records, in the same order
-    assert [type(w[-2]) for w in logs[0]] == [type(w[-2]) for w in logs[1]]
-    assert outcomes[0] == outcomes[1]
-    assert dict(counters[0].sightings()) == dict(counters[1].sightings())
+    for i in (1, 2):
+        assert logs[0] == logs[i]  # the same writes, values and records, in the same order
+        assert [type(w[-2]) for w in logs[0]] == [type(w[-2]) for w in logs[i]]
+        assert outcomes[0] == outcomes[i]
+        assert dict(counters[0].sightings()) == dict(counters[i].sightings())
+    assert dict(counters[0].counts.items()) == dict(counters[2].counts.items())
 
 
 def test_the_generated_batches_reach_every_path() -> None:
