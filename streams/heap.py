@@ -9,6 +9,12 @@ since. Unfreezing first lets the collection free cycles among objects frozen at 
 previous settle, so repeated rebalances leak nothing; objects without cycles are
 freed by reference counting as always.
 
+:func:`tune_collector` raises the youngest generation's threshold from 700 to 50,000
+container allocations: the counter allocates a few short-lived containers per event
+(messages, outcomes, key lists), and collecting every 700 of them cost about a tenth
+of its time (docs/performance.md, change 15). Most of them are freed by reference
+counting anyway; a young collection only walks the survivors.
+
 :func:`one_malloc_arena` makes glibc serve every thread from its main arena: Faust
 reads Kafka in a thread of its own, and the arena glibc gives that thread keeps the
 freed fetch buffers (about 29 MB after a 200,000-event replay, docs/performance.md
@@ -44,6 +50,14 @@ def settle() -> None:
         frozen=gc.get_freeze_count(),
         ms=round((time.monotonic() - started) * 1000, 1),
     )
+
+
+GC_THRESHOLDS: Final = (50_000, 20, 100)  # young, middle, old (Python's default: 700, 10, 10)
+
+
+def tune_collector() -> None:
+    """Collect the youngest generation every 50,000 allocations, not every 700."""
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def one_malloc_arena(environ: Mapping[str, str] = os.environ) -> bool:

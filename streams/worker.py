@@ -17,6 +17,7 @@ from streams.changelogs import ensure_changelogs
 def run(settings: Settings) -> None:
     """Create missing topics and changelogs, build the app, run it until SIGTERM or Ctrl-C."""
     heap.one_malloc_arena()  # before Faust starts its consumer thread
+    heap.tune_collector()
     partitions = source_partitions(settings)
     ensure_changelogs(settings, partitions)  # before Faust joins the group (streams/changelogs.py)
     settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -86,3 +86,13 @@ def test_one_malloc_arena_serves_other_threads_from_the_main_arena() -> None:
 
 def test_one_malloc_arena_leaves_an_explicit_setting_alone() -> None:
     assert heap.one_malloc_arena(environ={"MALLOC_ARENA_MAX": "4"}) is False
+
+
+def test_tune_collector_sets_the_thresholds() -> None:
+    before = gc.get_threshold()
+    try:
+        heap.tune_collector()
+        assert gc.get_threshold() == heap.GC_THRESHOLDS
+        assert heap.GC_THRESHOLDS[0] > before[0]  # fewer young collections than the default
+    finally:
+        gc.set_threshold(*before)
