@@ -50,18 +50,13 @@ class CountStore(MutableMapping[str, Any]):
         self._series: dict[str, dict[int, Any]] = {}
         self._other: dict[str, Any] = {}
         self._size = 0
-        # Keys just read, split: the counter reads a key, then writes it at the end of
-        # the batch, and the write need not split it again.
+        # Keys just read with get_count, split: the counter reads a key, then writes it
+        # at the end of the batch, and the write need not split it again.
         self._recent: dict[str, tuple[str, int]] = {}
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key``, or ``default``."""
         where = _split(key)
-        if where is not None:
-            recent = self._recent
-            if len(recent) >= _RECENT_MAX:
-                recent.clear()
-            recent[key] = where
         if where is None:
             return self._other.get(key, default)
         buckets = self._series.get(where[0])
