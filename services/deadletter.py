@@ -23,7 +23,6 @@ only come back as a new dead letter) and not recorded: it stays replayable.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -34,13 +33,12 @@ from typing import Any, Final
 import orjson
 import structlog
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError
 
 from opsmetrics.settings import Settings
 from services.contract.classify import Classifier, Rejected, RejectReason
 from services.kafka_access import KafkaUnavailable, check_credentials
-from services.topics import admin_client, deadletter_topic, event_topics
+from services.topics import admin_client, create_missing, deadletter_topic, event_topics
 
 log = structlog.get_logger(__name__)
 
@@ -181,19 +179,12 @@ def replayed_keys(settings: Settings) -> set[str]:
 def _ensure_ledger(settings: Settings) -> None:
     admin = admin_client(settings)
     try:
-        if ledger_topic(settings) in admin.list_topics():
-            return
-        with contextlib.suppress(TopicAlreadyExistsError):  # another replay made it meanwhile
-            admin.create_topics(
-                [
-                    NewTopic(
-                        ledger_topic(settings),
-                        num_partitions=1,
-                        replication_factor=settings.topic_replication,
-                        topic_configs={"cleanup.policy": "compact"},
-                    )
-                ]
-            )
+        create_missing(
+            admin,
+            {ledger_topic(settings): {"cleanup.policy": "compact"}},
+            1,
+            settings.topic_replication,
+        )
     finally:
         admin.close()
 

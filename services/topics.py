@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import structlog
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka import errors as kafka_errors
+from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from opsmetrics.settings import Settings
@@ -83,36 +85,62 @@ def source_partitions(settings: Settings) -> int:
     return counts.pop()
 
 
+def create_missing(
+    admin: KafkaAdminClient,
+    configs: Mapping[str, Mapping[str, str]],
+    partitions: int,
+    replication: int,
+) -> tuple[list[str], dict[str, int]]:
+    """Create the topics of ``configs`` (name -> topic config) that do not exist yet.
+
+    Each gets ``partitions`` partitions; the call waits until every topic has a leader
+    for each partition. Returns the names this call created and every topic's
+    partition count. A topic that another process creates at the same moment (two
+    services starting together) counts as existing, not as an error.
+    """
+    existing = set(admin.list_topics())
+    missing = [name for name in configs if name not in existing]
+    created: list[str] = []
+    if missing:
+        result = admin.create_topics(
+            {
+                name: {
+                    "num_partitions": partitions,
+                    "replication_factor": replication,
+                    "configs": dict(configs[name]),
+                }
+                for name in missing
+            },
+            raise_errors=False,
+        )
+        for topic in result["topics"]:
+            error = kafka_errors.for_code(topic["error_code"])
+            if error is kafka_errors.NoError:
+                created.append(topic["name"])
+            elif error is not kafka_errors.TopicAlreadyExistsError:
+                raise error(f"creating topic {topic['name']}: {topic.get('error_message')}")
+        admin.wait_for_topics(list(configs))
+    found = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(list(configs))}
+    return created, found
+
+
 def ensure_topics(settings: Settings) -> list[TopicState]:
     """Create the contract topics that are missing; report every topic's partitions.
 
     An existing topic with fewer partitions than configured is reported, never
     altered: adding partitions re-maps keys, which breaks de-duplication by key.
     """
+    configs: dict[str, Mapping[str, str]] = dict.fromkeys(
+        event_topics(settings), EVENT_TOPIC_CONFIG
+    )
+    configs[deadletter_topic(settings)] = {"retention.ms": str(DEADLETTER_RETENTION_MS)}
     admin = admin_client(settings)
     try:
-        wanted = [*event_topics(settings), deadletter_topic(settings)]
-        existing = set(admin.list_topics())
-        missing = [name for name in wanted if name not in existing]
-        if missing:
-            admin.create_topics(
-                [
-                    NewTopic(
-                        name,
-                        num_partitions=settings.topic_partitions,
-                        replication_factor=settings.topic_replication,
-                        topic_configs=(
-                            {"retention.ms": str(DEADLETTER_RETENTION_MS)}
-                            if name == deadletter_topic(settings)
-                            else EVENT_TOPIC_CONFIG
-                        ),
-                    )
-                    for name in missing
-                ],
-                wait_for_metadata=True,
-            )
-            log.info("topics_created", topics=missing)
-        described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(wanted)}
-        return [TopicState(name, described.get(name, 0), name in missing) for name in wanted]
+        created, found = create_missing(
+            admin, configs, settings.topic_partitions, settings.topic_replication
+        )
     finally:
         admin.close()
+    if created:
+        log.info("topics_created", topics=created)
+    return [TopicState(name, found.get(name, 0), name in created) for name in configs]

@@ -18,10 +18,9 @@ from __future__ import annotations
 from typing import Final
 
 import structlog
-from kafka.admin import NewTopic
 
 from opsmetrics.settings import Settings
-from services.topics import admin_client
+from services.topics import admin_client, create_missing
 
 log = structlog.get_logger(__name__)
 
@@ -53,35 +52,23 @@ def ensure_changelogs(settings: Settings, partitions: int) -> list[str]:
     Raises ValueError naming the topic and the fix when an existing changelog has
     another partition count.
     """
+    wanted = changelog_topics(settings)
     admin = admin_client(settings)
     try:
-        wanted = changelog_topics(settings)
-        existing = set(admin.list_topics())
-        missing = [name for name in wanted if name not in existing]
-        if missing:
-            admin.create_topics(
-                [
-                    NewTopic(
-                        name,
-                        num_partitions=partitions,
-                        replication_factor=settings.topic_replication,
-                        topic_configs=CHANGELOG_CONFIG,
-                    )
-                    for name in missing
-                ],
-                wait_for_metadata=True,
-            )
-            log.info("changelogs_created", topics=missing, partitions=partitions)
-        found = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(wanted)}
-        for name in wanted:
-            if found.get(name) != partitions:
-                raise ValueError(
-                    f"changelog topic {name} has {found.get(name)} partitions but the event "
-                    f"topics have {partitions}; a changelog must match them. Delete the "
-                    f"stream's changelogs and consumer group ({app_id(settings)}) to rebuild "
-                    "the counts from the event topics, or recreate the event topics with "
-                    f"{found.get(name)} partitions (OPS_TOPIC_PARTITIONS)"
-                )
-        return missing
+        created, found = create_missing(
+            admin, dict.fromkeys(wanted, CHANGELOG_CONFIG), partitions, settings.topic_replication
+        )
     finally:
         admin.close()
+    if created:
+        log.info("changelogs_created", topics=created, partitions=partitions)
+    for name in wanted:
+        if found.get(name) != partitions:
+            raise ValueError(
+                f"changelog topic {name} has {found.get(name)} partitions but the event "
+                f"topics have {partitions}; a changelog must match them. Delete the "
+                f"stream's changelogs and consumer group ({app_id(settings)}) to rebuild "
+                "the counts from the event topics, or recreate the event topics with "
+                f"{found.get(name)} partitions (OPS_TOPIC_PARTITIONS)"
+            )
+    return created
