@@ -107,7 +107,10 @@ class FaustTable:
             else self._get_plain
         )
         self.pending: list[tuple[int, bytes, bytes | None]] = []
-        self._json = table.key_serializer == "json" and table.value_serializer == "json"
+        if table.key_serializer != "json" or table.value_serializer != "json":
+            # Faust's json codec is orjson.dumps: put() calls it directly, without
+            # the codec lookup per record.
+            raise ValueError(f"table {table.name}: FaustTable writes json changelog records")
         # The batch handler and the expiry timer both send: one at a time, in write order.
         self.lock = asyncio.Lock()
 
@@ -124,12 +127,7 @@ class FaustTable:
         ``record`` is serialized instead of ``value`` when given (``value`` is then a
         compact in-memory form, e.g. a packed count).
         """
-        if self._json:  # Faust's "json" codec is orjson.dumps, without its codec lookup
-            raw_key = orjson.dumps(key)
-        else:
-            raw_key = self._dumps(
-                key, self.table.key_serializer, self.table.changelog_topic.prepare_key
-            )
+        raw_key = orjson.dumps(key)  # Faust's json codec, without its lookup per call
         if value is None:
             self.data.pop(key, None)
             self.pending.append((partition, raw_key, None))
@@ -137,28 +135,12 @@ class FaustTable:
             self.data[key] = value
             shown = value if record is None else record
             # bytes are a value already serialized (the counter's ``seen`` batches).
-            if isinstance(shown, bytes):
-                raw_value = shown
-            elif self._json:
-                raw_value = orjson.dumps(shown)
-            else:
-                raw_value = self._dumps(
-                    shown, self.table.value_serializer, self.table.changelog_topic.prepare_value
-                )
+            raw_value = shown if isinstance(shown, bytes) else orjson.dumps(shown)
             self.pending.append((partition, raw_key, raw_value))
 
     def keep(self, key: str, value: Any) -> None:
         """Replace the in-memory value of ``key`` by an equivalent form (no changelog record)."""
         self.data[key] = value
-
-    @staticmethod
-    def _dumps(obj: Any, serializer: Any, prepare: Any) -> bytes:
-        # Faust's "json" codec is orjson.dumps (same bytes for str keys and lists of
-        # str and int), without its codec lookup per call.
-        if serializer == "json":
-            return orjson.dumps(obj)
-        raw: bytes = prepare(obj, serializer)[0]
-        return raw
 
     def items(self) -> Any:
         """Every key and value held in memory (all partitions, standbys included)."""

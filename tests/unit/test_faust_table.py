@@ -6,6 +6,7 @@ from pathlib import Path
 
 import faust
 import orjson
+import pytest
 
 from streams import count_store
 from streams.app import FaustTable
@@ -44,3 +45,18 @@ def test_a_plain_table_answers_get_count_by_key(tmp_path: Path) -> None:
     seen.put(1, "s|1|20000|r5", b"compressed", b"[]")
     assert seen.get_count("s|1|20000|r5", "ignored", 0) == b"compressed"
     assert seen.pending == [(1, b'"s|1|20000|r5"', b"[]")]
+
+
+def test_records_are_fausts_json_and_other_codecs_are_refused(tmp_path: Path) -> None:
+    app = faust.App("faust-table-test-3", datadir=str(tmp_path), store="memory://")
+    counts = app.Table("counts", partitions=4)
+    table = FaustTable(counts)
+    key, record = "c|w|0|t|0|", [3, 2, 41]
+    table.put(0, key, record)
+    topic = counts.changelog_topic
+    assert table.pending == [
+        (0, topic.prepare_key(key, "json")[0], topic.prepare_value(record, "json")[0])
+    ]
+    raw = app.Table("raw", partitions=4, value_type=bytes)
+    with pytest.raises(ValueError, match="table raw: FaustTable writes json"):
+        FaustTable(raw)
