@@ -30,7 +30,6 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Gauge,
-    Histogram,
     PlatformCollector,
     ProcessCollector,
 )
@@ -51,6 +50,7 @@ from streams import (
 )
 from streams.collector import StreamCollector
 from streams.counter import EventCounter, Message, Outcome, Result, count_lists
+from streams.delays import DelayHistogram
 from streams.exposition import TextRenderer
 from streams.labels import BY_TYPE
 from streams.offsets import Gap, OffsetGuard
@@ -263,13 +263,12 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
         settings.tz,
         on_write=state.view.set,
     )
-    delay = Histogram(
+    delay = DelayHistogram(
         "ops_event_delay_seconds",
         "Delay from occurred_at to processing, for counted events.",
-        ["type"],
-        buckets=DELAY_BUCKETS,
-        registry=state.registry,
+        DELAY_BUCKETS,
     )
+    state.registry.register(delay)
     heartbeat = Gauge(
         "ops_worker_heartbeat_timestamp_seconds",
         "Last time this worker's processing loop was alive (Unix seconds).",
@@ -355,11 +354,20 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
         # acknowledged, and Faust flushes the producer before committing offsets.
         for table in tables:
             await table.send_pending()
+        delays: dict[str, list[float]] = {}  # per type: the histogram files them at once
+        now = time.time()
         for msg, outcome in zip(messages, outcomes, strict=True):
             if outcome.result is not Result.COUNTED or outcome.type is None:
                 await _follow_up(outcome, msg)
             else:
-                _observe(outcome)
+                assert outcome.occurred_at is not None
+                found = delays.get(outcome.type)
+                if found is None:
+                    found = delays[outcome.type] = []
+                found.append(now - outcome.occurred_at.timestamp())
+        for type_, values in delays.items():
+            state.last_event[type_] = now
+            delay.observe(type_, values)
 
     async def _read_again(gap: Gap) -> None:
         tp = TP(gap.topic, gap.partition)
@@ -436,18 +444,6 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
             await table.send_pending()
         if removed:
             log.info("expired", partitions=due, keys=removed)
-
-    delay_of_type: dict[str, Any] = {}  # the histogram's child per type (labels() per event cost)
-
-    def _observe(outcome: Outcome) -> None:
-        now = time.time()
-        assert outcome.type is not None
-        assert outcome.occurred_at is not None
-        state.last_event[outcome.type] = now
-        child = delay_of_type.get(outcome.type)
-        if child is None:
-            child = delay_of_type[outcome.type] = delay.labels(outcome.type)
-        child.observe(max(0.0, now - outcome.occurred_at.timestamp()))
 
     async def _follow_up(outcome: Outcome, msg: Message) -> None:
         value = msg.value
