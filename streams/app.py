@@ -216,6 +216,10 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
         topic_disable_leader=True,
         table_standby_replicas=1,
         consumer_auto_offset_reset="earliest",
+        # At most a batch per fetch handed over: the partitions it drained are fetched
+        # again in the consumer's thread while the batch is counted (all that was
+        # buffered at once made fetching and counting take turns; docs/performance.md).
+        broker_max_poll_records=BATCH_MAX,
         producer_acks=-1,
         # Batch changelog and dead-letter messages into fewer produce requests.
         producer_linger=0.01,
