@@ -144,6 +144,38 @@ class Worker:
         os.killpg(self.proc.pid, sig)
         self.proc.wait(timeout=60)
 
+    def diagnosis(self, lines: int = 40, timeout_s: float = 15) -> str:
+        """What the worker was doing: its last log lines, then its threads' and asyncio
+        tasks' stacks (mode's SIGUSR1 dump, frames only), for a test that timed out."""
+        if self.proc is None or self.proc.poll() is not None:
+            return f"worker {self.port}: not running"
+        start = self.log.stat().st_size
+        tail = self.log.read_text(errors="replace").splitlines()[-lines:]
+        os.kill(self.proc.pid, signal.SIGUSR1)
+
+        def dumped() -> str | None:
+            text = self.log.read_bytes()[start:].decode(errors="replace")
+            # The dump ends with the loop thread's tasks; wait until the log stops growing.
+            if "TASKS" not in text:
+                return None
+            time.sleep(0.5)
+            again = self.log.read_bytes()[start:].decode(errors="replace")
+            return again if again == text else None
+
+        try:
+            dump = wait_for(dumped, timeout_s, f"worker {self.port}'s stack dump") or ""
+        except AssertionError as exc:
+            dump = str(exc)
+        frames = [
+            line
+            for line in dump.splitlines()
+            if line.startswith(("THREAD ", "TASKS", "<Task", "Task"))
+            or line.lstrip().startswith("File ")
+        ]
+        return "\n".join(
+            [f"--- worker {self.port}: last log lines", *tail, "--- stacks", *frames[:400]]
+        )
+
     def stop(self) -> None:
         if self.proc is not None and pid_alive(self.proc.pid):
             stop_group(self.proc.pid, timeout_s=30)

@@ -32,6 +32,14 @@ from tests.workers import Worker, wait_for
 pytestmark = pytest.mark.reliability
 
 
+def _wait_split(workers: list[Worker], what: str) -> None:
+    """Wait for :func:`_split`; on a timeout, say what each worker was doing."""
+    try:
+        wait_for(lambda: _split(workers), 180, what)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n" + "\n".join(w.diagnosis() for w in workers)) from None
+
+
 def _split(workers: list[Worker]) -> bool:
     """All workers healthy, every partition exported once, every worker exporting some."""
     if not all(w.healthy() for w in workers):
@@ -51,19 +59,20 @@ def test_one_to_three_to_one_worker_while_events_flow(
     events = recent_events(rel_settings, REBALANCE_EVENTS, seed=rng.randrange(10**6))
     rec.events = len(events)
     half = len(events) // 2
-    a = pool.start().wait_healthy()
+    # Faust's and aiokafka's INFO lines (rebalances, recovery) for the diagnosis above.
+    a = pool.start(OPS_LOG_LEVEL_LIBRARIES="INFO").wait_healthy()
 
     # 1 -> 3 while the first half flows
     stats = PublishStats()
     publisher = Background(publish_with_retry, rel_settings, events[:half], rate=100.0, stats=stats)
     publisher.start()
     time.sleep(rng.uniform(1.0, 5.0))
-    b = pool.start()
+    b = pool.start(OPS_LOG_LEVEL_LIBRARIES="INFO")
     time.sleep(rng.uniform(0.0, 3.0))
-    c = pool.start()
+    c = pool.start(OPS_LOG_LEVEL_LIBRARIES="INFO")
     publisher.join_ok(600)
     trio = [a, b, c]
-    wait_for(lambda: _split(trio), 180, "three workers sharing the partitions")
+    _wait_split(trio, "three workers sharing the partitions")
     settled = settle(trio, source_messages(rel_settings))
     at_three = tally(settled.samples, events[:half])
     assert settled.complete, f"{settled.done} of {settled.expected} messages with three workers"
@@ -79,7 +88,7 @@ def test_one_to_three_to_one_worker_while_events_flow(
     time.sleep(rng.uniform(0.0, 3.0))
     c.kill()
     publisher.join_ok(600)
-    wait_for(lambda: _split([a]), 180, "the remaining worker to own every partition")
+    _wait_split([a], "the remaining worker to own every partition")
     total = source_messages(rel_settings)
     settled = settle([a], total)
     rec.messages = total
