@@ -8,7 +8,7 @@ SIMULATE ?= 1
 PYTEST_ARGS ?=
 
 .PHONY: help setup tools up down status test check lint format typecheck schema generated \
-	regenerate eval-alerts eval-alerts-quick bench bench-render bench-memory bench-rss bench-counter reliability clean
+	regenerate eval-alerts eval-alerts-quick bench bench-render bench-memory bench-rss bench-counter bench-floor reliability clean
 
 help:
 	@echo "make up [SIMULATE=0]  start the local stack (Kafka, topics, worker, ...), idempotent"
@@ -104,3 +104,7 @@ bench-rss: setup
 # BENCH_PROFILE=1 for a pyinstrument profile, COUNTER_BASE=<other tree> to compare.
 bench-counter: setup
 	$(PY) -m benchmarks.counter
+
+# The worker with its counting stubbed out, beside the limit: the pipeline's ceiling.
+bench-floor: setup
+	$(PY) -m benchmarks.floor
