@@ -404,19 +404,33 @@ def counted(samples: dict[str, Any]) -> int:
     )
 
 
-def run_worker(settings: Settings, total: int, tmp: Path, env: dict[str, str]) -> dict[str, Any]:
-    """Contestant 2: one worker from the beginning; rate, render time, peak RSS."""
+@contextlib.contextmanager
+def replaying(settings: Settings, tmp: Path, env: dict[str, str]) -> Iterator[Worker]:
+    """A fresh worker reading the topics from the beginning (healthy); stopped on exit."""
     reset_worker_state(settings)
     worker = Worker(settings, free_port(), tmp / f"worker-{uuid.uuid4().hex[:6]}.log", env=env)
     worker.start().wait_healthy(timeout_s=180)
-    started = time.perf_counter()
     try:
-        deadline = time.monotonic() + 3600
-        while committed_total(settings) < total:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the worker did not finish within an hour")
-            time.sleep(0.5)
-        seconds = time.perf_counter() - started
+        yield worker
+    finally:
+        worker.stop()
+
+
+def wait_committed(settings: Settings, total: int) -> float:
+    """Seconds until the worker group has committed ``total`` offsets (an hour at most)."""
+    started = time.perf_counter()
+    deadline = time.monotonic() + 3600
+    while committed_total(settings) < total:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the worker did not finish within an hour")
+        time.sleep(0.2)
+    return time.perf_counter() - started
+
+
+def run_worker(settings: Settings, total: int, tmp: Path, env: dict[str, str]) -> dict[str, Any]:
+    """Contestant 2: one worker from the beginning; rate, render time, peak RSS."""
+    with replaying(settings, tmp, env) as worker:
+        seconds = wait_committed(settings, total)
         samples = wait_for(
             lambda: (s := scrape(f"{worker.url}/metrics")) and counted(s) == total and s,
             timeout_s=30,
@@ -433,8 +447,6 @@ def run_worker(settings: Settings, total: int, tmp: Path, env: dict[str, str]) -
             "duplicates": int(sum(samples["ops_events_duplicate_total"].values())),
             "rejected": int(sum(samples["ops_events_rejected_total"].values())),
         }
-    finally:
-        worker.stop()
 
 
 # --- latency -----------------------------------------------------------------------------

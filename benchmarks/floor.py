@@ -14,14 +14,10 @@ import json
 import os
 import statistics
 import tempfile
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from benchmarks import bench
-from stack.kafka import free_port
-from tests.workers import Worker
 
 SITE = Path(__file__).with_name("floor_site")
 RESULTS = Path(__file__).with_name("results") / "floor.json"
@@ -42,23 +38,12 @@ def thread_cpu(pid: int) -> dict[str, float]:
 
 def run_worker(settings: Any, total: int, tmp: Path, floor: str) -> dict[str, Any]:
     """One worker from the beginning of the topics; timed to every offset committed."""
-    bench.reset_worker_state(settings)
     env = {"OPS_LOG_LEVEL": "WARNING", "PYTHONPATH": str(SITE), "BENCH_FLOOR": floor}
-    worker = Worker(settings, free_port(), tmp / f"worker-{uuid.uuid4().hex[:6]}.log", env=env)
-    worker.start().wait_healthy(timeout_s=180)
-    assert worker.proc is not None
-    try:
+    with bench.replaying(settings, tmp, env) as worker:
+        assert worker.proc is not None
         before = thread_cpu(worker.proc.pid)
-        started = time.perf_counter()
-        deadline = time.monotonic() + 3600
-        while bench.committed_total(settings) < total:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the worker did not finish within an hour")
-            time.sleep(0.2)
-        seconds = time.perf_counter() - started
+        seconds = bench.wait_committed(settings, total)
         after = thread_cpu(worker.proc.pid)
-    finally:
-        worker.stop()
     cpu = {k: round(v - before.get(k, 0.0), 1) for k, v in after.items()}
     return {
         "rate": total / seconds,
