@@ -2,7 +2,7 @@
 
 prometheus_client's ``Histogram.observe`` takes a lock and walks the bucket bounds in
 Python for each value; once per counted event that was a tenth of the worker's own
-time with the counting removed (docs/performance.md, change 16).
+time with the counting removed (docs/performance.md, change 18).
 :class:`DelayHistogram` keeps, per event type, a count per bucket and the sum, and
 :meth:`DelayHistogram.observe` files a batch's delays with a binary search each. It
 exports what a ``Histogram`` with the same name, label and buckets exports

@@ -32,6 +32,10 @@ from tests.workers import Worker, wait_for
 pytestmark = pytest.mark.reliability
 
 
+# Faust's and aiokafka's INFO lines (rebalances, recovery) for the diagnosis below.
+LIBRARY_INFO = {"OPS_LOG_LEVEL_LIBRARIES": "INFO"}
+
+
 def _wait_split(workers: list[Worker], what: str) -> None:
     """Wait for :func:`_split`; on a timeout, say what each worker was doing."""
     try:
@@ -59,17 +63,16 @@ def test_one_to_three_to_one_worker_while_events_flow(
     events = recent_events(rel_settings, REBALANCE_EVENTS, seed=rng.randrange(10**6))
     rec.events = len(events)
     half = len(events) // 2
-    # Faust's and aiokafka's INFO lines (rebalances, recovery) for the diagnosis above.
-    a = pool.start(OPS_LOG_LEVEL_LIBRARIES="INFO").wait_healthy()
+    a = pool.start(**LIBRARY_INFO).wait_healthy()
 
     # 1 -> 3 while the first half flows
     stats = PublishStats()
     publisher = Background(publish_with_retry, rel_settings, events[:half], rate=100.0, stats=stats)
     publisher.start()
     time.sleep(rng.uniform(1.0, 5.0))
-    b = pool.start(OPS_LOG_LEVEL_LIBRARIES="INFO")
+    b = pool.start(**LIBRARY_INFO)
     time.sleep(rng.uniform(0.0, 3.0))
-    c = pool.start(OPS_LOG_LEVEL_LIBRARIES="INFO")
+    c = pool.start(**LIBRARY_INFO)
     publisher.join_ok(600)
     trio = [a, b, c]
     _wait_split(trio, "three workers sharing the partitions")
