@@ -41,7 +41,8 @@ bookkeeping Faust's path would have done, once per chunk:
   and read offset per chunk (the consumer's idle diagnostics read them); its
   per-message counters and end offsets are not kept for these topics.
 
-Every other topic's messages (table changelogs during recovery and on standbys) go on
+The same fetch's records of the tables' changelogs (recovery and standbys) are restored
+a fetch at a time by :mod:`streams.changelog_restore`. Every other topic's messages go on
 through ``getmany``, the drain loop and the conductor exactly as before. The source
 topic is registered with the conductor as an agent's stream would register it, so
 subscription, assignment, acks and commits are Faust's own.
@@ -63,7 +64,8 @@ from faust.types.topics import TopicT
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
-from streams import batches
+from streams import batches, changelog_restore
+from streams.flow import flowing
 
 
 class Record(Protocol):
@@ -104,18 +106,25 @@ class _InFlight:
 
 
 class DrainConsumer(driver.Consumer):
-    """Faust's aiokafka consumer; the source topics' records go to the drain's handler."""
+    """Faust's aiokafka consumer; the source topics' records go to the drain's handler,
+    the changelogs' to :func:`streams.changelog_restore.restore`."""
 
     async def _wait_next_records(self, timeout: float) -> Any:  # noqa: ASYNC109 - Faust's signature
         records, active = await super()._wait_next_records(timeout)
+        generation = self.app.consumer_generation_id  # as getmany reads it
         drain: Drain | None = getattr(self.transport, "drain", None)
         if not records or drain is None:
             return records, active
         ours = {tp: recs for tp, recs in records.items() if tp.topic in drain.topics}
-        if not ours:
+        logs = changelog_restore.take(self, records)
+        if not ours and not logs:
             return records, active
-        await deliver(self, drain, ours, active)
-        return {tp: recs for tp, recs in records.items() if tp not in ours}, active
+        if ours:
+            await deliver(self, drain, ours, active, generation)
+        if logs:
+            await changelog_restore.restore(self, logs, active, generation)
+        rest = {tp: recs for tp, recs in records.items() if tp not in ours and tp not in logs}
+        return rest, active
 
 
 class DrainTransport(driver.Transport):
@@ -142,15 +151,21 @@ def install(app: faust.App, source: TopicT, handler: Handler, batch_max: int) ->
 
 
 async def deliver(
-    consumer: Any, drain: Drain, records: Mapping[TP, Sequence[Any]], active: set[TP] | None
+    consumer: Any,
+    drain: Drain,
+    records: Mapping[TP, Sequence[Any]],
+    active: set[TP] | None,
+    generation: int,
 ) -> None:
-    """Apply one fetch's ``records`` of the drain's topics, chunk by chunk (see module doc)."""
-    generation = consumer.app.consumer_generation_id
+    """Apply one fetch's ``records`` of the drain's topics, chunk by chunk (see module doc).
+
+    ``generation`` is the consumer generation when the fetch returned.
+    """
     for chunk in _chunks(records, drain.batch_max):
-        if not _flowing(consumer, generation):
+        if not flowing(consumer, generation):
             return
         await consumer.app.producer.buffer.wait_until_ebb()
-        if not _flowing(consumer, generation):
+        if not flowing(consumer, generation):
             return
         batch, offsets, gaps = _take(consumer, chunk, active)
         if batch:
@@ -161,17 +176,6 @@ async def deliver(
                 consumer._n_acked = 0
                 await consumer.commit()
         await asyncio.sleep(0)  # let the scrapes and timers in between chunks
-
-
-def _flowing(consumer: Any, generation: int) -> bool:
-    app = consumer.app
-    return bool(
-        consumer.flow_active
-        and not consumer.suspend_flow.is_set()
-        and app.flow_control.is_active()
-        and not consumer.should_stop
-        and app.consumer_generation_id == generation
-    )
 
 
 def _chunks(
