@@ -8,7 +8,7 @@ SIMULATE ?= 1
 PYTEST_ARGS ?=
 
 .PHONY: help setup tools up down status test check lint format typecheck schema generated \
-	regenerate eval-alerts eval-alerts-quick bench bench-render bench-memory bench-rss bench-counter bench-floor reliability clean
+	regenerate eval-alerts eval-alerts-quick bench bench-render bench-memory bench-rss bench-counter bench-floor bench-restore reliability clean
 
 help:
 	@echo "make up [SIMULATE=0]  start the local stack (Kafka, topics, worker, ...), idempotent"
@@ -108,3 +108,8 @@ bench-counter: setup
 # The worker with its counting stubbed out, beside the limit: the pipeline's ceiling.
 bench-floor: setup
 	$(PY) -m benchmarks.floor
+
+# A restarted worker restoring its tables from their changelogs: seconds, records/s;
+# BENCH_EVENTS (default 200000), RESTORE_TREES=name=<dir>,... to compare trees.
+bench-restore: setup
+	$(PY) -m benchmarks.restore
