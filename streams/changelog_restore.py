@@ -131,14 +131,16 @@ async def restore(
         last = read.get(tp)
         if last is not None and offset < last:
             continue  # below the read offset: the drain loop drops it
+        # Decoded before anything else, as the conductor decodes every delivered record
+        # (one it cannot decode stops the worker even if recovery would skip it).
+        message = ChangelogMessage(tp.topic, tp.partition, offset, rec.key, rec.value, None)
+        key, value = part.decode(app, message)
         now = monotonic()
         if part.received is not None:
             part.received[tp] = now
         applied = part.offsets.get(tp)
         if applied is None or offset > applied:
             applied = part.offsets[tp] = offset
-            message = ChangelogMessage(tp.topic, tp.partition, offset, rec.key, rec.value, None)
-            key, value = part.decode(app, message)
             buffer = part.buffer
             buffer.append(ChangelogEvent(key, value, message))
             if len(buffer) >= part.size:
