@@ -9,27 +9,28 @@ under ``asyncio.wait_for``, records its offset in ``active_offsets`` (or
 ``standby_offsets``), buffers it for its table (``apply_changelog_batch`` every
 ``recovery_buffer_size`` records), and after every record asks whether recovery has
 ended (``need_recovery`` walks every active partition) and whether the standbys are
-ready. A restarted worker read about 3,400 records a second that way and took five
-times as long to restore as to replay the events (docs/performance.md, change 19).
+ready. A restarted worker read about 4,000-6,000 records a second that way, slower
+than replaying the events that wrote them (docs/performance.md, change 19).
 
 :func:`take` picks a fetch's records of the changelog partitions Faust is restoring or
-standing by for, and :func:`restore` applies them the way that loop would, once per
-fetch instead of once per record:
+standing by for, and :func:`restore` applies them as that path would, without its
+tasks, queue and registry lookups, record by record in ``getmany``'s order (round robin
+over topics and partitions), so every decision falls between the same records:
 
-- only while the flow is on, the consumer is not stopping and the consumer generation
-  is the fetch's (otherwise nothing is applied and recovery's own seek after the
-  rebalance reads them again, as when the suspended flow interrupts the drain loop);
-  after the producer's ebb, as the conductor waits for it;
-- per partition, records of a paused partition are skipped (``getmany``), records below
-  the read offset dropped (the drain loop), records at or below the offset recovery has
-  already applied skipped (``_slurp_changelogs``); the others are decoded by the
-  changelog topic's own schema into events (key, value and message, what
-  ``apply_changelog_batch`` reads), appended to the table's recovery buffer, flushed
-  every ``recovery_buffer_size`` (or ``standby_buffer_size``), and the partition's
-  applied offset and read offset are set to its last record;
-- then, once, what the loop does after each record: recovery ends when no active
-  partition has records left (the buffers are flushed first), and the standbys are
-  marked ready when none has any left.
+- nothing is applied unless the flow is on, the consumer is not stopping and the
+  consumer generation is the fetch's (recovery's own seek after the rebalance reads
+  them again, as when the suspended flow interrupts the drain loop); after the
+  producer's ebb, as the conductor waits for it;
+- records of a paused partition are skipped (``getmany``), records below the read
+  offset dropped (the drain loop); every other record is decoded by the changelog
+  topic's schema (the conductor; plain JSON directly with ``orjson.loads``, which is
+  Faust's json codec), then skipped if recovery has already applied its offset, else
+  its offset recorded and the event (key, value and message: what
+  ``apply_changelog_batch`` reads) appended to the table's buffer, flushed every
+  ``recovery_buffer_size`` (``standby_buffer_size``) records;
+- after each record, the loop's two checks: recovery ends when no active partition has
+  records left (the buffers flushed first), asked only when the answer can have
+  changed; the standbys are marked ready when none has any left.
 
 A record whose partition is neither restored nor on standby, a table with an
 ``on_changelog_event`` callback, or a changelog topic with another subscriber still
