@@ -463,6 +463,8 @@ def run_latency(base: Settings, tmp: Path, env: dict[str, str]) -> dict[str, Any
     slots = [(f, d) for f, force in forces.items() for d in force.divisions]
     n = LATENCY_RATE * LATENCY_SECONDS
     sent_at: list[float] = [0.0] * n
+    sent_wall: list[float] = [0.0] * n  # time.time() of each send: compared with the broker's
+    event_ids: list[str] = [""] * n
     seen: list[tuple[float, int]] = []
     done = threading.Event()
     # Pause between scrapes (each scrape renders ~19,000 samples on the worker's event
@@ -507,6 +509,8 @@ def run_latency(base: Settings, tmp: Path, env: dict[str, str]) -> dict[str, Any
                         "risk": "low",
                     }
                 )
+                event_ids[i] = event_id
+                sent_wall[i] = time.time()
                 sent_at[i] = time.perf_counter()
                 await producer.send(settings.topic("referrals"), value, key=event_id.encode())
             await producer.flush()
@@ -537,13 +541,58 @@ def run_latency(base: Settings, tmp: Path, env: dict[str, str]) -> dict[str, Any
             j += 1
         latencies.append((seen[j][0] - sent_at[i]) * 1000)
     q = statistics.quantiles(latencies, n=100)
+    # Where the time went: publish -> appended by the broker (its LogAppendTime), and the
+    # rest, appended -> visible in /metrics (the worker, and the scrape gap).
+    appended = asyncio.run(append_times(settings, set(event_ids)))
+    to_broker = [appended[e][1] - sent_wall[i] * 1000 for i, e in enumerate(event_ids)]
+    qb = statistics.quantiles(to_broker, n=100)
+    qw = statistics.quantiles([t - b for t, b in zip(latencies, to_broker, strict=True)], n=100)
+    slowest = sorted(range(n), key=lambda i: -latencies[i])[: n // 100]
     return {
         "events": n,
         "rate": LATENCY_RATE,
         "p50_ms": q[49],
         "p99_ms": q[98],
+        "to_broker_p50_ms": qb[49],
+        "to_broker_p99_ms": qb[98],
+        "after_broker_p50_ms": qw[49],
+        "after_broker_p99_ms": qw[98],
+        # the slowest 1%: publish second, partition, ms to the broker, ms after it
+        "slowest": [
+            (
+                round(sent_at[i] - sent_at[0], 2),
+                appended[event_ids[i]][0],
+                round(to_broker[i]),
+                round(latencies[i] - to_broker[i]),
+            )
+            for i in slowest[:: max(1, len(slowest) // 10)]
+        ],
         "render_ms": render,
     }
+
+
+async def append_times(settings: Settings, wanted: set[str]) -> dict[str, tuple[int, float]]:
+    """Event id -> (partition, broker append time in ms) of ``wanted`` on the referrals topic."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        settings.topic("referrals"),
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    found: dict[str, tuple[int, float]] = {}
+    try:
+        deadline = time.monotonic() + 60
+        while len(found) < len(wanted) and time.monotonic() < deadline:
+            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                for r in records:
+                    if r.key is not None and r.key.decode() in wanted:
+                        found[r.key.decode()] = (tp.partition, float(r.timestamp))
+    finally:
+        await consumer.stop()
+    return found
 
 
 # --- the whole benchmark ---------------------------------------------------------------------
