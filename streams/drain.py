@@ -64,7 +64,7 @@ from faust.types.topics import TopicT
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
-from streams import batches, changelog_restore
+from streams import batches, changelog_restore, fetch_wait
 from streams.flow import flowing
 
 
@@ -107,7 +107,11 @@ class _InFlight:
 
 class DrainConsumer(driver.Consumer):
     """Faust's aiokafka consumer; the source topics' records go to the drain's handler,
-    the changelogs' to :func:`streams.changelog_restore.restore`."""
+    the changelogs' to :func:`streams.changelog_restore.restore`; its fetches wait at
+    most :data:`streams.fetch_wait.FETCH_MAX_WAIT_MS` for data."""
+
+    def _new_consumer_thread(self) -> fetch_wait.ConsumerThread:
+        return fetch_wait.ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _wait_next_records(self, timeout: float) -> Any:  # noqa: ASYNC109 - Faust's signature
         records, active = await super()._wait_next_records(timeout)
