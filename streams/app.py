@@ -49,7 +49,7 @@ from streams import (
     recovery_seek,
 )
 from streams.collector import StreamCollector
-from streams.counter import EventCounter, Message, Outcome, Result, count_lists
+from streams.counter import EventCounter, Message, Outcome, Result, count_lists, message_stamp
 from streams.delays import DelayHistogram
 from streams.exposition import TextRenderer
 from streams.labels import BY_TYPE
@@ -335,14 +335,7 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
     async def apply(records: list[drain.Record]) -> None:
         """Count one batch of source messages (streams/drain.py acknowledges it after)."""
         messages = [
-            Message(
-                r.topic,
-                r.partition,
-                r.offset,
-                r.key,
-                r.value,
-                datetime.fromtimestamp(r.timestamp / 1000.0, UTC),
-            )
+            Message(r.topic, r.partition, r.offset, r.key, r.value, message_stamp(r.timestamp))
             for r in records
         ]
         now = time.monotonic()

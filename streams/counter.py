@@ -43,6 +43,7 @@ topics), never the wall clock, so a replay makes exactly the same writes.
 
 from __future__ import annotations
 
+import functools
 import struct
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence, Set
@@ -118,6 +119,16 @@ class Message(NamedTuple):
     stamp: datetime  # the message timestamp (LogAppendTime on the contract topics)
 
 
+@functools.lru_cache(maxsize=1024)
+def message_stamp(ms: int) -> datetime:
+    """A Kafka message timestamp (ms since the epoch) as a UTC datetime.
+
+    Cached: the broker gives every record of a produce batch the same LogAppendTime, so a
+    fetch holds runs of equal timestamps.
+    """
+    return datetime.fromtimestamp(ms / 1000.0, UTC)
+
+
 class Sighting(NamedTuple):
     """Where an event was first seen."""
 
@@ -189,9 +200,13 @@ class Result(StrEnum):
     REROUTED = "rerouted"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
-    """The result of one message, and what the caller must send on."""
+    """The result of one message, and what the caller must send on (read it, do not change it).
+
+    Not frozen: a frozen dataclass sets each field through ``object.__setattr__``, three
+    times the cost of this one per message (docs/performance.md, change 21).
+    """
 
     result: Result
     type: str | None = None  # the event type, when the message held a valid event

@@ -24,6 +24,7 @@ from streams.counter import (
     canonical_partition,
     count_fields,
     count_lists,
+    message_stamp,
     pack_count,
     pack_seen,
     seen_entries,
@@ -412,3 +413,11 @@ def test_seen_values_are_smaller_than_their_json() -> None:
         tracemalloc.stop()
     assert seen_entries(kept[0]) == entries
     assert per_value < len(raw) / 3  # ids of the simulator's shape compress about 5x
+
+
+@given(st.integers(min_value=0, max_value=253_402_300_799_000))
+def test_message_stamp_is_the_timestamp_as_a_utc_datetime(ms: int) -> None:
+    expected = datetime.fromtimestamp(ms / 1000.0, UTC)
+    assert message_stamp(ms) == expected
+    assert message_stamp(ms) == expected  # the cached answer too
+    assert message_stamp(ms).tzinfo is UTC
