@@ -51,6 +51,7 @@ format: setup
 
 typecheck: setup
 	.venv/bin/mypy opsmetrics services streams stack alerts_eval dashboards
+	.venv/bin/mypy -p benchmarks
 
 schema: setup
 	$(CLI) contract schema --check

@@ -49,7 +49,7 @@ from services.publisher import encode
 from services.simulator import MEAN_CHILDREN, MEAN_PERSONS, Simulator
 from services.topics import ensure_topics, event_topics
 from stack.kafka import KafkaBroker, free_port
-from tests.workers import Worker, scrape, wait_for
+from tests.workers import Samples, Worker, scrape, wait_for
 
 HERE = Path(__file__).parent
 FORCES_FILE = HERE / "forces.toml"
@@ -286,7 +286,9 @@ def run_quix(bootstrap: str, prefix: str, total: int, mode: str) -> dict[str, An
             sdf = app.dataframe(topic)
             code = BY_TYPE[etype].code
 
-            def work(value: bytes, key: Any, stamp: int, headers: Any, state: State) -> None:
+            def work(
+                value: bytes, key: Any, stamp: int, headers: Any, state: State[Any, Any]
+            ) -> None:
                 now = datetime.fromtimestamp(stamp / 1000, UTC)
                 outcome = classifier.classify(name, value, now=now)  # noqa: B023
                 if not isinstance(outcome, Accepted):
@@ -407,11 +409,34 @@ def counted(samples: dict[str, Any]) -> int:
 @contextlib.contextmanager
 def replaying(settings: Settings, tmp: Path, env: dict[str, str]) -> Iterator[Worker]:
     """A fresh worker reading the topics from the beginning (healthy); stopped on exit."""
+    with replaying_since(settings, tmp, env) as (worker, _):
+        yield worker
+
+
+@contextlib.contextmanager
+def replaying_since(
+    settings: Settings, tmp: Path, env: dict[str, str]
+) -> Iterator[tuple[Worker, float]]:
+    """:func:`replaying`, and the last ``time.time()`` the worker was seen not healthy yet.
+
+    It reads nothing before it is healthy (Faust resumes the partitions after the
+    rebalance that makes it so), so its counting started after that instant; checked
+    every 20 ms.
+    """
     reset_worker_state(settings)
     worker = Worker(settings, free_port(), tmp / f"worker-{uuid.uuid4().hex[:6]}.log", env=env)
-    worker.start().wait_healthy(timeout_s=180)
+    worker.start()
     try:
-        yield worker
+        not_yet = time.time()
+        deadline = time.monotonic() + 180
+        while not worker.healthy():
+            if worker.proc is None or worker.proc.poll() is not None:
+                raise RuntimeError(f"the worker exited before it was healthy: see {worker.log}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the worker was not healthy within 180 s: see {worker.log}")
+            not_yet = time.time()
+            time.sleep(0.02)
+        yield worker, not_yet
     finally:
         worker.stop()
 
@@ -427,26 +452,24 @@ def wait_committed(settings: Settings, total: int) -> float:
     return time.perf_counter() - started
 
 
+def all_counted(url: str, total: int) -> Samples | None:
+    """The scrape of ``url`` if it accounts for ``total`` messages, else None."""
+    samples = scrape(url)
+    return samples if counted(samples) == total else None
+
+
 def run_worker(settings: Settings, total: int, tmp: Path, env: dict[str, str]) -> dict[str, Any]:
     """Contestant 2: one worker from the beginning; rate, render time, peak RSS."""
-    reset_worker_state(settings)
-    worker = Worker(settings, free_port(), tmp / f"worker-{uuid.uuid4().hex[:6]}.log", env=env)
-    worker.start()
-    try:
-        not_yet = time.time()  # the worker reads nothing before it is healthy
-        while not worker.healthy():
-            if worker.proc is None or worker.proc.poll() is not None:
-                raise RuntimeError(f"the worker exited before it was healthy: see {worker.log}")
-            not_yet = time.time()
-            time.sleep(0.02)
+    with replaying_since(settings, tmp, env) as (worker, not_yet):
         seconds = wait_committed(settings, total)
         samples = wait_for(
-            lambda: (s := scrape(f"{worker.url}/metrics")) and counted(s) == total and s,
+            lambda: all_counted(f"{worker.url}/metrics", total),
             timeout_s=30,
             what=f"/metrics to account for all {total} messages",
         )
+        assert samples is not None  # wait_for returns a truthy value or fails
         # As Quix Streams and the limit are timed, to the last message counted: the time
-        # the worker counted its last batch (it was not healthy yet at ``not_yet``).
+        # the worker counted its last batch, from before it could count anything.
         counting = max(samples["ops_last_event_timestamp_seconds"].values()) - not_yet
         assert worker.proc is not None
         return {
@@ -461,8 +484,6 @@ def run_worker(settings: Settings, total: int, tmp: Path, env: dict[str, str]) -
             "duplicates": int(sum(samples["ops_events_duplicate_total"].values())),
             "rejected": int(sum(samples["ops_events_rejected_total"].values())),
         }
-    finally:
-        worker.stop()
 
 
 # --- latency -----------------------------------------------------------------------------

@@ -24,8 +24,8 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-_FIELDS = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks")
-_FIELDS += ("uordblks", "fordblks", "keepcost")
+_FIELDS: tuple[str, ...] = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks")
+_FIELDS += ("fsmblks", "uordblks", "fordblks", "keepcost")
 
 
 class _MallInfo2(ctypes.Structure):
