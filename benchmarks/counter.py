@@ -86,8 +86,11 @@ def one_pass(path: Path, profile: bool = False) -> tuple[float, float, str]:
     # Bind the window sums as the worker's first scrape does: writes then update them.
     view.export(Edges.at(now, settings.tz), {(c, p) for c in codes.values() for p in range(6)})
     counts, seen = DictTable(), DictTable()
+    # Count keys reach the view by their parts, as in the worker (trees before session 9
+    # have no set_count: COUNTER_BASE may name one).
+    by_parts = {"on_count": view.set_count} if hasattr(view, "set_count") else {}
     counter = EventCounter(
-        classifier, codes, partitions, counts, seen, settings.tz, on_write=view.set
+        classifier, codes, partitions, counts, seen, settings.tz, on_write=view.set, **by_parts
     )
     digest = hashlib.sha256()
     gc.collect()

@@ -106,6 +106,11 @@ class FaustTable:
             if isinstance(self.data, count_store.CountStore)
             else self._get_plain
         )
+        self.set_count: Callable[[str, str, int, Any], None] = (
+            self.data.set_count
+            if isinstance(self.data, count_store.CountStore)
+            else self._set_plain
+        )
         self.pending: list[tuple[int, bytes, bytes | None]] = []
         if table.key_serializer != "json" or table.value_serializer != "json":
             # Faust's json codec is orjson.dumps: put() calls it directly, without
@@ -137,6 +142,17 @@ class FaustTable:
             # bytes are a value already serialized (the counter's ``seen`` batches).
             raw_value = shown if isinstance(shown, bytes) else orjson.dumps(shown)
             self.pending.append((partition, raw_key, raw_value))
+
+    def put_count(
+        self, partition: int, key: str, series: str, bucket: int, value: Any, record: Any
+    ) -> None:
+        """:meth:`put` of the count key ``key`` (not None), given also by its parts (the
+        counter's ``TableLike.put_count``): the count store need not split it."""
+        self.set_count(key, series, bucket, value)
+        self.pending.append((partition, orjson.dumps(key), orjson.dumps(record)))
+
+    def _set_plain(self, key: str, series: str, bucket: int, value: Any) -> None:
+        self.data[key] = value
 
     def keep(self, key: str, value: Any) -> None:
         """Replace the in-memory value of ``key`` by an equivalent form (no changelog record)."""
@@ -266,6 +282,7 @@ def create_app(settings: Settings, partitions: int) -> tuple[faust.App, StreamSt
         *tables,
         settings.tz,
         on_write=state.view.set,
+        on_count=state.view.set_count,
     )
     delay = DelayHistogram(
         "ops_event_delay_seconds",

@@ -40,9 +40,6 @@ def _split(key: str) -> tuple[str, int] | None:
     ) if shared_n is None else shared_n
 
 
-_RECENT_MAX = 20_000  # more than the distinct keys of a batch of 2,000 events
-
-
 class CountStore(MutableMapping[str, Any]):
     """A ``dict[str, Any]`` of count keys, grouped by series (see the module docstring)."""
 
@@ -50,9 +47,6 @@ class CountStore(MutableMapping[str, Any]):
         self._series: dict[str, dict[int, Any]] = {}
         self._other: dict[str, Any] = {}
         self._size = 0
-        # Keys just read with get_count, split: the counter reads a key, then writes it
-        # at the end of the batch, and the write need not split it again.
-        self._recent: dict[str, tuple[str, int]] = {}
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key``, or ``default``."""
@@ -71,14 +65,22 @@ class CountStore(MutableMapping[str, Any]):
         """
         if bucket < 0:
             return self.get(key)
-        shared_n = _SHARED.get(bucket)
-        where = (series, shared(bucket) if shared_n is None else shared_n)
-        recent = self._recent
-        if len(recent) >= _RECENT_MAX:
-            recent.clear()
-        recent[key] = where
         buckets = self._series.get(series)
-        return None if buckets is None else buckets.get(where[1])
+        return None if buckets is None else buckets.get(bucket)
+
+    def set_count(self, key: str, series: str, bucket: int, value: Any) -> None:
+        """``self[key] = value`` for a count key given with its parts (as :meth:`get_count`)."""
+        if bucket < 0:
+            self[key] = value
+            return
+        buckets = self._series.get(series)
+        if buckets is None:
+            buckets = self._series[series] = {}
+        if bucket not in buckets:
+            self._size += 1
+            shared_n = _SHARED.get(bucket)  # one object per bucket number
+            bucket = shared(bucket) if shared_n is None else shared_n
+        buckets[bucket] = value
 
     def __getitem__(self, key: str) -> Any:
         where = _split(key)
@@ -99,7 +101,7 @@ class CountStore(MutableMapping[str, Any]):
         return buckets is not None and where[1] in buckets
 
     def __setitem__(self, key: str, value: Any) -> None:
-        where = self._recent.pop(key, None) or _split(key)
+        where = _split(key)
         if where is None:
             if key not in self._other:
                 self._size += 1
@@ -164,7 +166,6 @@ class CountStore(MutableMapping[str, Any]):
         """Remove everything."""
         self._series.clear()
         self._other.clear()
-        self._recent.clear()
         self._size = 0
 
 

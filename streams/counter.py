@@ -63,6 +63,11 @@ MINUTE_HORIZON: Final = timedelta(hours=2)
 HOUR_HORIZON: Final = timedelta(days=30)
 
 Value = list[int]  # [units, events, last_offset]: a count's JSON form (changelog, view)
+# A count key's parts: (type code, resolution, bucket, labels, series), the series being
+# the key without its bucket (``c|<code>|<p>|<res>|<labels>``).
+CountParts = tuple[str, str, int, str, str]
+# (type code, partition, resolution, bucket, labels, value): a count key's write, by parts.
+CountWrite = Callable[[str, int, str, int, str, Value], None]
 
 
 class TableLike(Protocol):
@@ -81,6 +86,12 @@ class TableLike(Protocol):
         ``record``, when given, is what the changelog holds for ``value`` (which is then a
         compact in-memory form of it).
         """
+
+    def put_count(
+        self, partition: int, key: str, series: str, bucket: int, value: Any, record: Any
+    ) -> None:
+        """``put(partition, key, value, record)`` for the count key ``key``, given also as
+        its ``series`` and ``bucket`` (as for :meth:`get_count`)."""
 
     def keep(self, key: str, value: Any) -> None:
         """Replace the in-memory value of ``key`` by an equivalent form (no changelog record)."""
@@ -102,6 +113,12 @@ class DictTable(dict[str, Any]):
             self.pop(key, None)
         else:
             self[key] = value
+
+    def put_count(
+        self, partition: int, key: str, series: str, bucket: int, value: Any, record: Any
+    ) -> None:
+        """:meth:`put` (the parts are not needed here)."""
+        self.put(partition, key, value, record)
 
     def keep(self, key: str, value: Any) -> None:
         """Replace the value of ``key``."""
@@ -369,6 +386,7 @@ class EventCounter:
         seen: TableLike,
         tz: ZoneInfo,
         on_write: Callable[[str, Value | None], None] | None = None,
+        on_count: CountWrite | None = None,
     ) -> None:
         self.classifier = classifier
         self.topic_codes = topic_codes
@@ -378,9 +396,13 @@ class EventCounter:
         self.tz = tz
         self.dates = LocalDates(tz)
         self.on_write = on_write or (lambda key, value: None)
-        # Writes of the batch in progress: key -> (partition, value). Each key is
-        # written once per batch, with the offset of the last message applied to it.
-        self._counts: dict[str, tuple[int, int | Value]] = {}
+        # A count key's write, given by its parts (the view need not split the key);
+        # without it, count keys go to on_write as every other key.
+        self.on_count = on_count
+        # Writes of the batch in progress: key -> (partition, value, parts): each key is
+        # written once per batch, with the offset of the last message applied to it;
+        # ``parts`` are a count key's (code, res, bucket, labels, series), else None.
+        self._counts: dict[str, tuple[int, int | Value, CountParts | None]] = {}
         self._sightings: dict[int, list[list[Any]]] = {}  # partition -> new first sightings
         self._sighting_day: dict[int, int] = {}
         if partitions > _PARTITION_MASK + 1:
@@ -467,7 +489,7 @@ class EventCounter:
             if last >= offset:
                 return  # this source message was already applied to this key
             value = pack_count(units + add_units, events + add_events, offset)
-        self._counts[key] = (partition, value)
+        self._counts[key] = (partition, value, None)
 
     def handle_batch(self, messages: Iterable[Message]) -> list[Outcome]:
         """Apply messages in order; write each touched key once at the end."""
@@ -488,8 +510,9 @@ class EventCounter:
                 key = f"s|{partition}|{day}|{first_code}{first_offset}"
                 raw = orjson.dumps(entries)  # the changelog record
                 self.seen.put(partition, key, pack_seen(raw), raw)
-            put, on_write = self.counts.put, self.on_write
-            for key, (partition, value) in self._counts.items():
+            put, put_count = self.counts.put, self.counts.put_count
+            on_write, on_count = self.on_write, self.on_count
+            for key, (partition, value, parts) in self._counts.items():
                 # count_fields, inlined: the changelog record and the view's value.
                 if isinstance(value, int):
                     fields = [
@@ -499,8 +522,16 @@ class EventCounter:
                     ]
                 else:
                     fields = [value[0], value[1], value[2]]
-                put(partition, key, value, fields)
-                on_write(key, fields)
+                if parts is None:
+                    put(partition, key, value, fields)
+                    on_write(key, fields)
+                    continue
+                code, res, bucket, labels, series = parts
+                put_count(partition, key, series, bucket, value, fields)
+                if on_count is None:
+                    on_write(key, fields)
+                else:
+                    on_count(code, partition, res, bucket, labels, fields)
         finally:
             self._sightings.clear()
             self._sighting_day.clear()
@@ -565,11 +596,12 @@ class EventCounter:
         for res, bucket in buckets:
             bucket_key = f"{prefix}{res}|{bucket}|{labels}"
             known = pending.get(bucket_key)
-            current = (
-                known[1]
-                if known is not None
-                else get_count(bucket_key, f"{prefix}{res}|{labels}", bucket)
-            )
+            if known is not None:
+                current, parts = known[1], known[2]
+            else:
+                series = f"{prefix}{res}|{labels}"
+                current = get_count(bucket_key, series, bucket)
+                parts = (code, res, bucket, labels, series)
             if current is None:
                 count = fresh if 0 <= offset <= _FIELD_MASK else [n, 1, offset]
             elif isinstance(current, int):
@@ -584,7 +616,7 @@ class EventCounter:
                 if current[2] >= offset:
                     continue
                 count = pack_count(current[0] + n, current[1] + 1, offset)
-            pending[bucket_key] = (partition, count)
+            pending[bucket_key] = (partition, count, parts)
         return Outcome(Result.COUNTED, event.type, event_id=event_id, occurred_at=occurred)
 
     def expire(self, partitions: Iterable[int], now: datetime, seen_days: int) -> int:

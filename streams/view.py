@@ -191,52 +191,57 @@ class CountsView:
         kind = key[0]
         if kind == "c":
             _, code, p, res, bucket, labels = key.split("|", 5)
-            part = self.series[(code, int(p))]
-            series = part.get(labels)
-            if series is None:
-                series = part[labels] = Series()
-                if self._active is not None and (code, int(p)) in self._active:
-                    series.row = self._row(code, labels)
-            row = series.row
-            if res == "t":
-                units, events = (value or [0, 0])[:2]
-                if row is not None:
-                    row[UNITS] += units - series.total_units
-                    row[EVENTS] += events - series.total_events
-                series.total_units, series.total_events = units, events
-                return
-            b = int(bucket)
-            b = _SHARED.get(b) or shared(b)  # one object per number (streams/shared_ints.py)
-            if res == "h":  # Series.buckets, inlined (the commonest first)
-                target = series.hours
-            elif res == "m":
-                target = series.minutes
-            else:
-                target = series.days
-                if res == "d":
-                    self._days_clock += 1
-                    self.days_version[(code, int(p))] = self._days_clock
-            if value is None:
-                delta = -target.pop(b, 0)
-            else:
-                units = value[0]
-                delta = units - target.get(b, 0)
-                target[b] = units
-            ranges = self._ranges
-            if delta and ranges is not None:
-                windows = series.windows
-                for w in WINDOWS_OF_RES[res]:
-                    lo, hi = ranges[w]
-                    if lo < b <= hi:
-                        windows[w] += delta
-                        if row is not None:
-                            row[w] += delta
+            self.set_count(code, int(p), res, int(bucket), labels, value)
         elif kind == "d":
             code, p = key[2:].split("|")
             self.duplicates[(code, int(p))] = value[0] if value else 0
         elif kind == "x":
             code, p, reason = key[2:].split("|")
             self.rejected[(code, int(p), reason)] = value[0] if value else 0
+
+    def set_count(
+        self, code: str, p: int, res: str, b: int, labels: str, value: list[int] | None
+    ) -> None:
+        """Mirror the write of the count key ``c|<code>|<p>|<res>|<b>|<labels>`` by its parts."""
+        part = self.series[(code, p)]
+        series = part.get(labels)
+        if series is None:
+            series = part[labels] = Series()
+            if self._active is not None and (code, p) in self._active:
+                series.row = self._row(code, labels)
+        row = series.row
+        if res == "t":
+            units, events = (value or [0, 0])[:2]
+            if row is not None:
+                row[UNITS] += units - series.total_units
+                row[EVENTS] += events - series.total_events
+            series.total_units, series.total_events = units, events
+            return
+        b = _SHARED.get(b) or shared(b)  # one object per number (streams/shared_ints.py)
+        if res == "h":  # Series.buckets, inlined (the commonest first)
+            target = series.hours
+        elif res == "m":
+            target = series.minutes
+        else:
+            target = series.days
+            if res == "d":
+                self._days_clock += 1
+                self.days_version[(code, p)] = self._days_clock
+        if value is None:
+            delta = -target.pop(b, 0)
+        else:
+            units = value[0]
+            delta = units - target.get(b, 0)
+            target[b] = units
+        ranges = self._ranges
+        if delta and ranges is not None:
+            windows = series.windows
+            for w in WINDOWS_OF_RES[res]:
+                lo, hi = ranges[w]
+                if lo < b <= hi:
+                    windows[w] += delta
+                    if row is not None:
+                        row[w] += delta
 
     def rebuild(self, items: Iterable[tuple[str, list[int]]]) -> None:
         """Replace the view with the table's contents."""

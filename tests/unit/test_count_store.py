@@ -28,7 +28,11 @@ KEYS = st.one_of(
     st.text(max_size=12),
 )
 OPS = st.lists(
-    st.tuples(st.sampled_from(["set", "del", "pop", "get", "in", "parts"]), KEYS, st.integers()),
+    st.tuples(
+        st.sampled_from(["set", "del", "pop", "get", "in", "parts", "set_parts"]),
+        KEYS,
+        st.integers(),
+    ),
     max_size=60,
 )
 
@@ -60,6 +64,11 @@ def test_behaves_as_a_dict(ops: list[tuple[str, str, int]]) -> None:
             parts = _split(key)
             if parts is not None:
                 assert store.get_count(key, *parts) == ref.get(key)
+        elif op == "set_parts":  # the counter's write, with the key's parts
+            parts = _split(key)
+            if parts is not None:
+                store.set_count(key, *parts, value)
+                ref[key] = value
         else:
             assert (key in store) == (key in ref)
         assert len(store) == len(ref)
@@ -156,10 +165,13 @@ def test_the_shared_table_is_bounded(monkeypatch: Any) -> None:
     assert len(shared_ints._table) <= 100
 
 
-def test_get_count_of_a_negative_bucket_is_get() -> None:
+def test_a_negative_bucket_is_read_and_written_by_key() -> None:
     """A bucket before 1970 is not a plain decimal: kept with the other keys, found there."""
     store = CountStore()
     store["c|w|0|h|-5|a,b"] = 7
     assert store.get_count("c|w|0|h|-5|a,b", "c|w|0|h|a,b", -5) == 7
     store["c|w|0|h|-5|a,b"] = 8  # written after a lookup by parts: still one key
     assert dict(store.items()) == {"c|w|0|h|-5|a,b": 8}
+    store.set_count("c|w|0|h|-5|a,b", "c|w|0|h|a,b", -5, 9)  # a write by parts: the same key
+    assert dict(store.items()) == {"c|w|0|h|-5|a,b": 9}
+    assert len(store) == 1

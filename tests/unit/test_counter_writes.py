@@ -53,7 +53,7 @@ class ReferenceCounter(EventCounter):
                 key = f"s|{partition}|{day}|{first_code}{first_offset}"
                 raw = orjson.dumps(entries)
                 self.seen.put(partition, key, pack_seen(raw), raw)
-            for key, (partition, value) in self._counts.items():
+            for key, (partition, value, _) in self._counts.items():
                 fields = count_fields(value)
                 self.counts.put(partition, key, value, fields)
                 self.on_write(key, fields)
@@ -132,6 +132,12 @@ class RecordingStoreTable(RecordingTable):
         else:
             self.store[key] = value
 
+    def put_count(
+        self, partition: int, key: str, series: str, bucket: int, value: Any, record: Any
+    ) -> None:
+        self.log.append((self.name, partition, key, value, record))
+        self.store.set_count(key, series, bucket, value)
+
     def keep(self, key: str, value: Any) -> None:
         self.store[key] = value
 
@@ -140,8 +146,13 @@ class RecordingStoreTable(RecordingTable):
 
 
 def _counter(
-    cls: type[EventCounter], log: list[Any], table: type[RecordingTable] = RecordingTable
+    cls: type[EventCounter],
+    log: list[Any],
+    table: type[RecordingTable] = RecordingTable,
+    by_parts: bool = False,
 ) -> EventCounter:
+    """A counter logging its writes; ``by_parts``: count keys reach the view by their parts
+    (``on_count``, as in the worker), logged as the key they make."""
     classifier = Classifier.for_prefix("ops.", {"lancashire": ["east", "south", "west"]})
     return cls(
         classifier,
@@ -151,6 +162,11 @@ def _counter(
         RecordingTable(log, "seen"),
         TZ,
         on_write=lambda key, value: log.append(("view", key, value)),
+        on_count=(
+            (lambda c, p, r, b, labels, v: log.append(("view", f"c|{c}|{p}|{r}|{b}|{labels}", v)))
+            if by_parts
+            else None
+        ),
     )
 
 
@@ -232,7 +248,7 @@ def test_inlined_counter_writes_what_the_reference_wrote(
     counters = [
         _counter(ReferenceCounter, logs[0]),
         _counter(EventCounter, logs[1]),
-        _counter(EventCounter, logs[2], RecordingStoreTable),  # as in the worker
+        _counter(EventCounter, logs[2], RecordingStoreTable, by_parts=True),  # as the worker
     ]
     outcomes: list[list[Outcome]] = [[], [], []]
     bounds = sorted({0, len(msgs), *(c for c in cuts if c < len(msgs))})

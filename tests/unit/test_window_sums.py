@@ -78,18 +78,23 @@ def check(view: CountsView, edges: Edges, active: frozenset[tuple[str, int]]) ->
 @given(start=st.sampled_from(STARTS), ops=ops)
 def test_incremental_sums_equal_the_reference(start: datetime, ops: list[Any]) -> None:
     view = CountsView()
+    by_parts = CountsView()  # the same writes by their parts (set_count, as the counter does)
     table: dict[str, list[int]] = {}  # what the view mirrors
     now, active = start, frozenset(PARTITIONS[:3])
     edges = Edges.at(now, TZ)
     for op, arg in ops:
         if op == "set":
             (code, p, labels), res, anchor, offset, value = arg
-            key = f"c|{code}|{p}|{res}|{bucket(edges, res, anchor, offset)}|{labels}"
+            b = bucket(edges, res, anchor, offset)
+            key = f"c|{code}|{p}|{res}|{b}|{labels}"
             if value is None:
                 table.pop(key, None)
             else:
                 table[key] = [value, value, 1]
             view.set(key, None if value is None else [value, value, 1])
+            by_parts.set_count(
+                code, p, res, b, labels, None if value is None else [value] * 2 + [1]
+            )
         elif op == "move":
             now += timedelta(seconds=arg)
             edges = Edges.at(now, TZ)
@@ -97,7 +102,11 @@ def test_incremental_sums_equal_the_reference(start: datetime, ops: list[Any]) -
             active = arg
         else:
             view.rebuild(list(table.items()))
+            by_parts.rebuild(list(table.items()))
         check(view, edges, active)
+        check(by_parts, edges, active)
+        assert by_parts.export(edges, active) == view.export(edges, active)
+        assert by_parts.days_version == view.days_version
 
 
 MOVES = (1, 30, 60, -60, 61 * 60, 3600, -3600, 86400, -86400, 7 * 86400, -7 * 86400, 400 * 86400)
