@@ -9,7 +9,7 @@ import faust
 from opsmetrics import logs
 from opsmetrics.settings import Settings
 from services.topics import source_partitions
-from streams import heap
+from streams import consumer_state, heap
 from streams.app import create_app
 from streams.changelogs import ensure_changelogs
 
@@ -32,6 +32,10 @@ def run(settings: Settings) -> None:
             # progress spinner either: its control characters would break JSON lines.
             self.spinner = None
             logs.configure(settings.log_level, settings.log_format, settings.log_level_libraries)
+
+        def _on_sigusr2(self) -> None:
+            # mode's default enters pdb on the worker's loop; log the consumer's state.
+            consumer_state.log_snapshot(app)
 
     worker = Worker(app, loglevel=settings.log_level.lower(), quiet=True)
     worker.execute_from_commandline()

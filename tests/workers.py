@@ -151,6 +151,8 @@ class Worker:
             return f"worker {self.port}: not running"
         start = self.log.stat().st_size
         tail = self.log.read_text(errors="replace").splitlines()[-lines:]
+        state = self._consumer_state(timeout_s)
+        start = self.log.stat().st_size
         os.kill(self.proc.pid, signal.SIGUSR1)
 
         def dumped() -> str | None:
@@ -173,8 +175,31 @@ class Worker:
             or line.lstrip().startswith("File ")
         ]
         return "\n".join(
-            [f"--- worker {self.port}: last log lines", *tail, "--- stacks", *frames[:400]]
+            [
+                f"--- worker {self.port}: last log lines",
+                *tail,
+                "--- consumer state",
+                state,
+                "--- stacks",
+                *frames[:400],
+            ]
         )
+
+    def _consumer_state(self, timeout_s: float) -> str:
+        """The worker's ``consumer_state`` log line (SIGUSR2, streams/consumer_state.py)."""
+        assert self.proc is not None
+        start = self.log.stat().st_size
+        os.kill(self.proc.pid, signal.SIGUSR2)
+
+        def logged() -> str | None:
+            text = self.log.read_bytes()[start:].decode(errors="replace")
+            lines = [line for line in text.splitlines() if '"consumer_state' in line]
+            return lines[0] if lines and lines[0].endswith("}") else None
+
+        try:
+            return wait_for(logged, timeout_s, f"worker {self.port}'s consumer state") or ""
+        except AssertionError as exc:
+            return str(exc)
 
     def stop(self) -> None:
         if self.proc is not None and pid_alive(self.proc.pid):
