@@ -371,6 +371,13 @@ def referrals() -> db.Dashboard:
     return d
 
 
+# The expression of the OpsPartitionsNotExported alert (prometheus/rules/pipeline_alerts.yml).
+PARTITIONS_NOT_EXPORTED = (
+    "max(ops_source_partitions)"
+    " - (count(count by (partition) (ops_worker_partition_active)) or vector(0))"
+)
+
+
 def pipeline() -> db.Dashboard:
     """(c) Pipeline health."""
     d = _base(
@@ -402,6 +409,19 @@ def pipeline() -> db.Dashboard:
             [Query("sum(reason:ops_events_rejected:increase1h)", "rejected", instant=True)],
             "short",
             "Messages sent to the dead-letter topic in the last hour.",
+        ),
+        _stat(
+            "Partitions not exported",
+            [Query(PARTITIONS_NOT_EXPORTED, "partitions", instant=True)],
+            "short",
+            "Source partitions whose counts no worker exports: while above 0 the boards' "
+            "totals have no data (alert after 10 minutes).",
+        ),
+        _stat(
+            "Workers restoring",
+            [Query("sum(ops_worker_recovering)", "restoring", instant=True)],
+            "short",
+            "Workers restoring their tables after a start or a rebalance (alert after 20 minutes).",
         ),
     ]
     for p in panels:

@@ -12,7 +12,12 @@ from typing import Any
 import pytest
 import yaml
 
-from dashboards.build import ALERTMANAGER_UID, PROMETHEUS_UID, rendered
+from dashboards.build import (
+    ALERTMANAGER_UID,
+    PARTITIONS_NOT_EXPORTED,
+    PROMETHEUS_UID,
+    rendered,
+)
 from dashboards.queries import SUBSTITUTIONS, grafana_panel_queries, iter_panels
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,3 +153,18 @@ def test_every_panel_query_parses_with_promtool(tmp_path: Path) -> None:
         [promtool, "check", "rules", str(path)], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_partitions_panel_shows_what_the_alert_fires_on() -> None:
+    rules = yaml.safe_load((ROOT / "prometheus" / "rules" / "pipeline_alerts.yml").read_text())
+    alert = next(
+        r
+        for g in rules["groups"]
+        for r in g["rules"]
+        if r.get("alert") == "OpsPartitionsNotExported"
+    )
+    expr = " ".join(alert["expr"].split())
+    assert expr == f"{PARTITIONS_NOT_EXPORTED} > 0"
+    pipeline = _models()["pipeline-health.json"]
+    exprs = [t["expr"] for p in iter_panels(pipeline) for t in p.get("targets", [])]
+    assert PARTITIONS_NOT_EXPORTED in exprs
