@@ -32,6 +32,10 @@ over topics and partitions), so every decision falls between the same records:
   records left (the buffers flushed first), asked only when the answer can have
   changed; the standbys are marked ready when none has any left.
 
+Records fetched before a seek of their partition and handled after it are skipped (the
+seek reads them again), and records left unapplied (the flow stopped, the partition
+paused) are read again at the next fetch (:mod:`streams.fetch_positions`).
+
 A record whose partition is neither restored nor on standby, a table with an
 ``on_changelog_event`` callback, or a changelog topic with another subscriber still
 goes through Faust's path. The recovery loop keeps running and keeps its own checks
@@ -51,6 +55,7 @@ from faust.types import TP
 from faust.utils import json as faust_json
 from faust.utils.tracing import finish_span
 
+from streams import fetch_positions
 from streams.flow import flowing
 
 
@@ -117,7 +122,9 @@ async def restore(
     recovery = app.tables.recovery
     read = consumer._read_offset
     buffered = consumer._buffered_partitions
+    outstanding = fetch_positions.of(consumer)
     partitions: dict[TP, _Partition | None] = {}
+    stale: set[TP] = set()
     needed = False  # need_recovery() known true since the active offsets last moved
     # In getmany's order (round robin over topics and partitions), so the end of
     # recovery and the standby check fall between the same records as in Faust's loop.
@@ -125,9 +132,13 @@ async def restore(
         try:
             part = partitions[tp]
         except KeyError:
-            part = partitions[tp] = _partition(recovery, tp, active, buffered)
+            if outstanding.moved(tp):
+                stale.add(tp)  # sought since the fetch: that seek reads them again
+                part = partitions[tp] = None
+            else:
+                part = partitions[tp] = _partition(recovery, tp, active, buffered)
         if part is None:
-            continue  # paused (getmany skips it) or revoked since the fetch
+            continue  # stale, paused (getmany skips it) or revoked since the fetch
         offset = rec.offset
         last = read.get(tp)
         if last is not None and offset < last:
@@ -162,6 +173,9 @@ async def restore(
         if not (recovery._standbys_span is None and recovery.tables.standbys_ready):
             _standbys_if_ready(recovery)
         read[tp] = offset  # delivered: the drain loop's read offset
+    for tp, recs in records.items():  # done with; a paused partition's are read again
+        if recs and (tp in stale or partitions.get(tp) is not None):
+            outstanding.applied(tp, recs[-1].offset)
 
 
 class _Partition:

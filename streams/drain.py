@@ -41,6 +41,12 @@ bookkeeping Faust's path would have done, once per chunk:
   and read offset per chunk (the consumer's idle diagnostics read them); its
   per-message counters and end offsets are not kept for these topics.
 
+Records dropped unread (the flow stopped, a new generation, a paused partition) are
+read again unless a seek moved their partition since the fetch
+(:mod:`streams.fetch_positions`): Faust's path counts on the rebalance's seek to the
+committed offsets, which does nothing for a partition never committed, and comes too
+early for a fetch that returns after it.
+
 The same fetch's records of the tables' changelogs (recovery and standbys) are restored
 a fetch at a time by :mod:`streams.changelog_restore`. Every other topic's messages go on
 through ``getmany``, the drain loop and the conductor exactly as before. The source
@@ -64,7 +70,7 @@ from faust.types.topics import TopicT
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
-from streams import batches, changelog_restore, fetch_wait
+from streams import batches, changelog_restore, fetch_positions, fetch_wait
 from streams.flow import flowing
 
 
@@ -118,17 +124,27 @@ class DrainConsumer(driver.Consumer):
         generation = self.app.consumer_generation_id  # as getmany reads it
         drain: Drain | None = getattr(self.transport, "drain", None)
         if not records or drain is None:
-            return records, active
+            return _to_faust(self, records), active
         ours = {tp: recs for tp, recs in records.items() if tp.topic in drain.topics}
         logs = changelog_restore.take(self, records)
         if not ours and not logs:
-            return records, active
+            return _to_faust(self, records), active
         if ours:
             await deliver(self, drain, ours, active, generation)
         if logs:
             await changelog_restore.restore(self, logs, active, generation)
         rest = {tp: recs for tp, recs in records.items() if tp not in ours and tp not in logs}
-        return rest, active
+        return _to_faust(self, rest), active
+
+
+def _to_faust(consumer: Any, records: Mapping[TP, Sequence[Any]] | None) -> Any:
+    """Records left to Faust's own path: it decides, so none is given back."""
+    if records:
+        outstanding = fetch_positions.of(consumer)
+        for tp, recs in records.items():
+            if recs:
+                outstanding.applied(tp, recs[-1].offset)
+    return records
 
 
 class DrainTransport(driver.Transport):
@@ -171,7 +187,7 @@ async def deliver(
         await consumer.app.producer.buffer.wait_until_ebb()
         if not flowing(consumer, generation):
             return
-        batch, offsets, gaps = _take(consumer, chunk, active)
+        batch, offsets, gaps, paused = _take(consumer, chunk, active)
         if batch:
             token = _deliver(consumer, offsets)  # before anything else can run
             await batches.complete(_apply(consumer, drain, batch, offsets, gaps, token), drain.fail)
@@ -179,6 +195,10 @@ async def deliver(
             if every is not None and consumer._n_acked >= every:
                 consumer._n_acked = 0
                 await consumer.commit()
+        outstanding = fetch_positions.of(consumer)
+        for tp, recs in chunk:  # applied, or below the read offset: done with
+            if tp not in paused:
+                outstanding.applied(tp, recs[-1].offset)
         await asyncio.sleep(0)  # let the scrapes and timers in between chunks
 
 
@@ -203,8 +223,9 @@ def _chunks(
 
 def _take(
     consumer: Any, chunk: list[tuple[TP, Sequence[Any]]], active: set[TP] | None
-) -> tuple[list[Any], dict[TP, list[int]], list[tuple[TP, int, int]]]:
-    """The chunk's records to apply, their offsets per partition, and offset jumps.
+) -> tuple[list[Any], dict[TP, list[int]], list[tuple[TP, int, int]], set[TP]]:
+    """The chunk's records to apply, their offsets per partition, offset jumps, and the
+    paused partitions whose records are skipped (read again: streams/fetch_positions.py).
 
     Mirrors ``getmany`` (active partitions) and ``_drain_messages`` (read offsets).
     """
@@ -213,8 +234,10 @@ def _take(
     batch: list[Any] = []
     offsets: dict[TP, list[int]] = {}
     gaps: list[tuple[TP, int, int]] = []
+    paused: set[TP] = set()
     for tp, recs in chunk:
         if active is not None and tp not in active and tp not in buffered:
+            paused.add(tp)
             continue
         last = read.get(tp)
         taken = offsets.setdefault(tp, [])
@@ -226,7 +249,7 @@ def _take(
                 batch.append(rec)
                 taken.append(offset)
                 last = offset
-    return batch, {tp: offs for tp, offs in offsets.items() if offs}, gaps
+    return batch, {tp: offs for tp, offs in offsets.items() if offs}, gaps, paused
 
 
 def _deliver(consumer: Any, offsets: dict[TP, list[int]]) -> _InFlight:
@@ -259,6 +282,9 @@ async def _apply(
         if acks_enabled_for(tp.topic):
             await consumer._add_gap(tp, start, end)
     _ack(consumer, offsets)
+    outstanding = fetch_positions.of(consumer)
+    for tp, offs in offsets.items():
+        outstanding.applied(tp, offs[-1])
     token.acked = True
     consumer._unacked_messages.discard(token)
     notify(consumer._waiting_for_ack)

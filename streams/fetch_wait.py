@@ -9,6 +9,10 @@ the events arriving meanwhile on the busy partitions wait for it. Faust fixes th
 wait at 1,500 ms (``faust/transport/drivers/aiokafka.py``), so live events waited up
 to 1.6 s (the latency bench's stalls; docs/performance.md, change 20). At 100 ms an
 idle worker sends ten small fetches a second per broker instead of one every 1.5 s.
+
+The same thread class notes each fetch's records until the main thread has applied
+them, and seeks back to the ones it never applied before the next fetch
+(:mod:`streams.fetch_positions`).
 """
 
 from __future__ import annotations
@@ -17,11 +21,34 @@ from typing import Any, Final
 
 from faust.transport.drivers import aiokafka as driver
 
+from streams.fetch_positions import Outstanding, log_rewound
+
 FETCH_MAX_WAIT_MS: Final = 100
 
 
 class ConsumerThread(driver.AIOKafkaConsumerThread):
-    """Faust's aiokafka consumer thread, its consumer's fetch wait :data:`FETCH_MAX_WAIT_MS`."""
+    """Faust's aiokafka consumer thread, its consumer's fetch wait :data:`FETCH_MAX_WAIT_MS`;
+    records it fetched and nobody applied are read again (:mod:`streams.fetch_positions`)."""
+
+    outstanding: Outstanding
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.outstanding = Outstanding()
+
+    async def _fetch_records(
+        self,
+        consumer: Any,
+        active_partitions: Any,
+        timeout: float | None = None,  # noqa: ASYNC109 - Faust's signature
+        max_records: int | None = None,
+    ) -> Any:
+        log_rewound(self.outstanding.rewind(consumer))
+        records = await super()._fetch_records(
+            consumer, active_partitions, timeout=timeout, max_records=max_records
+        )
+        self.outstanding.handed_out(records, consumer)  # no await since getmany returned
+        return records
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)

@@ -18,13 +18,14 @@ from typing import Any
 import faust
 import orjson
 import pytest
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, TopicPartition
 from faust.exceptions import ValueDecodeError
 from faust.types import TP
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams import count_store, drain
+from streams import count_store, drain, fetch_positions
+from tests.unit.fake_aiokafka import FakeAIOKafkaConsumer
 
 LOG = "t-counts-changelog"
 C0, C1, SOURCE = TP(LOG, 0), TP(LOG, 1), TP("a", 0)
@@ -54,6 +55,8 @@ class Rig:
         self.fetch: dict[TP, list[Any]] = {}
         self.consumer._getmany = self._getmany
         self.consumer.highwater = lambda tp: 100
+        self.kafka = FakeAIOKafkaConsumer()
+        self.on_fetch: Any = None  # called in the consumer's thread after the drain
 
     async def start(
         self, active: Set[TP] = frozenset({C0, C1}), standby: Set[TP] = frozenset()
@@ -92,7 +95,16 @@ class Rig:
         return sorted([*self.table.data, *buffered])
 
     async def _getmany(self, active_partitions: Any, timeout: float) -> dict[TP, list[Any]]:  # noqa: ASYNC109
+        # What the consumer's thread does: positions move past the records, noted.
+        self.kafka.drained(self.fetch)
+        fetch_positions.of(self.consumer).handed_out(self.fetch, self.kafka)
+        if self.on_fetch is not None:
+            self.on_fetch()
         return self.fetch
+
+    def given_back(self) -> dict[TP, int]:
+        """What the next fetch seeks back to (records nobody applied)."""
+        return fetch_positions.of(self.consumer).rewind(self.kafka)
 
     async def handle(self, records: list[Any]) -> None:
         self.handled.extend(r.offset for r in records)
@@ -177,6 +189,8 @@ async def test_a_suspended_flow_applies_nothing(rig: Rig) -> None:
     assert len(rig.table.data) == 0
     assert rig.recovery.active_offsets[C0] == -1
     assert rig.consumer._read_offset.get(C0) is None
+    # Recovery's seek may have come before this fetch returned: read them again.
+    assert rig.given_back() == {C0: 0}
 
 
 async def test_a_new_generation_while_the_source_batch_ran_applies_nothing(rig: Rig) -> None:
@@ -204,6 +218,7 @@ async def test_a_paused_partition_s_records_are_skipped(rig: Rig) -> None:
     await rig.getmany()
     assert rig.restored() == ["k0"]
     assert rig.recovery.active_offsets[C1] == -1
+    assert rig.given_back() == {C1: 0}  # the paused partition's record, read again
 
 
 async def test_standby_records_update_standby_offsets_and_mark_standbys_ready(rig: Rig) -> None:
@@ -415,3 +430,39 @@ async def test_a_value_naming_an_unknown_model_fails_as_in_faust(rig: Rig) -> No
     rig.fetch = {C0: [record(C0, 0, "k", {"__faust": {"ns": "no_such_model"}})]}
     with pytest.raises(ValueDecodeError, match="no_such_model"):
         await rig.getmany()
+
+
+async def test_records_fetched_before_a_seek_are_left_to_the_seek(rig: Rig) -> None:
+    """A fetch that returned a standby's records, then recovery sought the partition to 0
+    for a new generation before the records were handled: applying them now would mark
+    the partition restored to 26 and set its read offset past the records the seek reads
+    again (docs/reliability.md)."""
+    await rig.start()
+    rig.highwaters(c0=26, c1=0)
+    rig.on_fetch = lambda: rig.kafka.seek(TopicPartition(LOG, 0), 0)  # recovery's seek
+    rig.fetch = {
+        C0: [record(C0, o, f"k{o}", [1, 1, o]) for o in (24, 25, 26)],
+        C1: [record(C1, 0, "j0", [1, 1, 0])],
+    }
+    await rig.getmany()
+    assert rig.restored() == ["j0"]  # C1 was not sought: applied
+    assert rig.recovery.active_offsets[C0] == -1
+    assert rig.consumer._read_offset.get(C0) is None
+    assert C0 not in rig.recovery._active_events_received_at
+    assert rig.given_back() == {}  # the seek decides what C0 reads next
+    rig.kafka.sought.clear()
+    rig.fetch = {C0: [record(C0, o, f"k{o}", [1, 1, o]) for o in range(27)]}
+    rig.on_fetch = None
+    await rig.getmany()  # what the seek reads: all of it, applied
+    assert rig.recovery.active_offsets[C0] == 26
+    assert len(rig.restored()) == 28
+
+
+async def test_applied_records_are_not_given_back(rig: Rig) -> None:
+    await rig.start()
+    rig.highwaters(c0=10, c1=0)
+    rig.consumer._read_offset[C1] = 3
+    rig.fetch = {C0: [record(C0, 0, "k0", [1, 1, 0])], C1: [record(C1, 2, "j2", [1, 1, 2])]}
+    await rig.getmany()
+    assert rig.restored() == ["k0"]  # C1's record was below its read offset
+    assert rig.given_back() == {}
