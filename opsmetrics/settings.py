@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     topic_prefix: str = "ops."
     topic_partitions: int = Field(default=6, ge=1, le=1000)
     topic_replication: int = Field(default=1, ge=1, le=5)
+    # Kafka compacts only closed segments of a changelog; rolling one every hour (not
+    # every 7 days) lets a restore read each key's last value, not every write.
+    changelog_segment_ms: int = Field(default=3_600_000, ge=10_000, le=604_800_000)
 
     # Domain
     forces_file: Path = DEFAULT_FORCES_FILE

@@ -11,6 +11,12 @@ restored its tables from the changelogs in the middle of the replay
 as Faust would, before Faust starts, so the group is always joined with complete
 metadata. An existing changelog whose partition count differs from the source
 topics' stops start-up: Faust would write a key's counts to another partition.
+
+Compaction: Kafka compacts a changelog's closed segments only, and by default rolls a
+segment at 1 GiB or after 7 days, so a restarted worker read every write of the last
+week (each count key is written again and again during a replay). The changelogs roll
+a segment every ``OPS_CHANGELOG_SEGMENT_MS`` (an hour by default); an existing
+changelog with another ``segment.ms`` is brought to it at start-up.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 from typing import Final
 
 import structlog
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from opsmetrics.settings import Settings
 from services.topics import admin_client, create_missing
@@ -27,8 +34,11 @@ log = structlog.get_logger(__name__)
 #: The worker's tables (streams/app.py): counts, and first sightings of event ids.
 TABLES: Final = ("counts", "seen")
 
-#: Faust's configuration of a table changelog (``compacting=True``).
-CHANGELOG_CONFIG: Final = {"cleanup.policy": "compact"}
+
+def changelog_config(settings: Settings) -> dict[str, str]:
+    """A changelog's topic configuration: compacted as Faust's (``compacting=True``),
+    its segments rolled every ``changelog_segment_ms`` so that they can be compacted."""
+    return {"cleanup.policy": "compact", "segment.ms": str(settings.changelog_segment_ms)}
 
 
 def app_id(settings: Settings) -> str:
@@ -53,11 +63,13 @@ def ensure_changelogs(settings: Settings, partitions: int) -> list[str]:
     another partition count.
     """
     wanted = changelog_topics(settings)
+    config = changelog_config(settings)
     admin = admin_client(settings)
     try:
         created, found = create_missing(
-            admin, dict.fromkeys(wanted, CHANGELOG_CONFIG), partitions, settings.topic_replication
+            admin, dict.fromkeys(wanted, config), partitions, settings.topic_replication
         )
+        _roll_segments(admin, [name for name in wanted if name not in created], config)
     finally:
         admin.close()
     if created:
@@ -72,3 +84,23 @@ def ensure_changelogs(settings: Settings, partitions: int) -> list[str]:
                 f"{found.get(name)} partitions (OPS_TOPIC_PARTITIONS)"
             )
     return created
+
+
+def _roll_segments(admin: KafkaAdminClient, names: list[str], config: dict[str, str]) -> None:
+    """Set ``segment.ms`` on the existing changelogs ``names`` that have another value."""
+    if not names:
+        return
+    described = admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+    )["topic"]
+    wanted = config["segment.ms"]
+    # Only values set on the topic are described ("modified"): none means the default.
+    stale = [name for name in names if described[name].get("segment.ms", {}).get("value") != wanted]
+    if stale:
+        admin.alter_configs(
+            [
+                ConfigResource(ConfigResourceType.TOPIC, name, configs={"segment.ms": wanted})
+                for name in stale
+            ]
+        )
+        log.info("changelog_segments_set", topics=stale, segment_ms=int(wanted))

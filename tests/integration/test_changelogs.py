@@ -16,8 +16,8 @@ from tests.workers import WorkerPool
 pytestmark = pytest.mark.integration
 
 
-def _describe(settings: Settings, names: list[str]) -> dict[str, tuple[int, str]]:
-    """Topic -> (partitions, cleanup.policy)."""
+def _describe(settings: Settings, names: list[str]) -> dict[str, tuple[int, str, str | None]]:
+    """Topic -> (partitions, cleanup.policy, segment.ms set on the topic)."""
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     try:
         parts = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(names)}
@@ -26,8 +26,9 @@ def _describe(settings: Settings, names: list[str]) -> dict[str, tuple[int, str]
         )
         out = {}
         for name in names:
-            policy = configs["topic"][name]["cleanup.policy"]["value"]
-            out[name] = (parts[name], str(policy))
+            topic = configs["topic"][name]
+            segment = topic.get("segment.ms", {}).get("value")
+            out[name] = (parts[name], str(topic["cleanup.policy"]["value"]), segment)
         return out
     finally:
         admin.close()
@@ -45,8 +46,29 @@ def test_created_compacted_once(kafka_settings: Settings) -> None:
     created = ensure_changelogs(kafka_settings, 3)
     names = changelog_topics(kafka_settings)
     assert created == names
-    assert _describe(kafka_settings, names) == {name: (3, "compact") for name in names}
+    assert _describe(kafka_settings, names) == {
+        name: (3, "compact", "3600000") for name in names
+    }  # segments rolled hourly, so that Kafka can compact them
     assert ensure_changelogs(kafka_settings, 3) == []  # idempotent
+
+
+def test_an_existing_changelog_gets_the_configured_segment_roll(kafka_settings: Settings) -> None:
+    """Changelogs created before segment.ms was set (or with another value) get it."""
+    names = changelog_topics(kafka_settings)
+    admin = KafkaAdminClient(bootstrap_servers=kafka_settings.kafka_bootstrap)
+    try:  # as Faust (or an earlier release) created them: compacted, default segments
+        admin.create_topics(
+            [NewTopic(n, 3, 1, topic_configs={"cleanup.policy": "compact"}) for n in names],
+            wait_for_metadata=True,
+        )
+    finally:
+        admin.close()
+    assert {d[2] for d in _describe(kafka_settings, names).values()} == {None}
+    assert ensure_changelogs(kafka_settings, 3) == []
+    assert {d[2] for d in _describe(kafka_settings, names).values()} == {"3600000"}
+    other = kafka_settings.model_copy(update={"changelog_segment_ms": 60_000})
+    assert ensure_changelogs(other, 3) == []
+    assert _describe(kafka_settings, names) == {name: (3, "compact", "60000") for name in names}
 
 
 def test_other_partition_count_stops_start_up(
