@@ -96,11 +96,23 @@ def _roll_segments(admin: KafkaAdminClient, names: list[str], config: dict[str, 
     wanted = config["segment.ms"]
     # Only values set on the topic are described ("modified"): none means the default.
     stale = [name for name in names if described[name].get("segment.ms", {}).get("value") != wanted]
-    if stale:
-        admin.alter_configs(
-            [
-                ConfigResource(ConfigResourceType.TOPIC, name, configs={"segment.ms": wanted})
-                for name in stale
-            ]
+    if not stale:
+        return
+    result = admin.alter_configs(
+        [
+            ConfigResource(ConfigResourceType.TOPIC, name, configs={"segment.ms": wanted})
+            for name in stale
+        ]
+    ).get("topic", {})
+    failed = {name: result.get(name) for name in stale if result.get(name) != "OK"}
+    if failed:
+        # Not fatal: the worker counts correctly either way, it only restores slower
+        # (e.g. its principal may not alter topic configs on a secured cluster).
+        log.warning(
+            "changelog_segments_not_set",
+            errors=failed,
+            fix=f"set segment.ms={wanted} on these topics "
+            "(kafka-configs.sh --alter --entity-type topics --add-config segment.ms=...)",
         )
+    else:
         log.info("changelog_segments_set", topics=stale, segment_ms=int(wanted))
