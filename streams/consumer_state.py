@@ -4,11 +4,12 @@ For a worker that stops making progress (a recovery that never ends, a partition
 is never read): one log line, ``consumer_state``, with per partition what Faust knows
 (active or paused, read offset, committed offset), what aiokafka's fetcher knows in the
 consumer's thread (status, position, a buffered fetch and its position) and, for the
-tables' changelogs, recovery's offsets and highwaters. Topic names, partitions and
-offsets only: no event content. The tests' diagnosis of a stuck worker sends the signal
-(``tests/workers.py``); so can an operator (``kill -USR2 <pid>``). The worker
-(``streams/worker.py``) answers the signal with it, in place of mode's default, which
-would stop the worker's loop in a debugger.
+tables' changelogs, recovery's offsets and highwaters; and the records fetched but not
+applied yet, which the next fetch reads again (:mod:`streams.fetch_positions`). Topic
+names, partitions and offsets only: no event content. The tests' diagnosis of a stuck
+worker sends the signal (``tests/workers.py``); so can an operator (``kill -USR2
+<pid>``). The worker (``streams/worker.py``) answers the signal with it, in place of
+mode's default, which would stop the worker's loop in a debugger.
 
 The consumer's thread owns aiokafka's objects; this reads them from the main thread
 without a lock, which is good enough for a diagnosis and changes nothing.
@@ -23,6 +24,8 @@ from typing import Any
 import structlog
 from aiokafka.structs import TopicPartition
 from faust.types import TP
+
+from streams import fetch_positions
 
 log = structlog.get_logger(__name__)
 
@@ -43,7 +46,7 @@ def snapshot(app: Any) -> dict[str, Any]:
     }
     aio = _aiokafka_consumer(consumer)
     fetcher = getattr(aio, "_fetcher", None)
-    assignment = _assignment(aio)
+    assignment = fetch_positions.assignment(aio)
     tps: set[TP] = set(consumer.assignment())
     tps.update(recovery.active_tps, recovery.standby_tps)
     partitions = {}
@@ -66,6 +69,12 @@ def snapshot(app: Any) -> dict[str, Any]:
         row.update(_fetch_state(assignment, fetcher, tp))
         partitions[f"{tp.topic}:{tp.partition}"] = row
     out["partitions"] = partitions
+    outstanding = getattr(getattr(consumer, "_thread", None), "outstanding", None)
+    if isinstance(outstanding, fetch_positions.Outstanding):
+        # Records handed out and not applied yet: given back before the next fetch.
+        out["not_applied"] = {
+            f"{tp.topic}:{tp.partition}": first for tp, first in outstanding.pending().items()
+        }
     if fetcher is not None:
         out["fetches_in_flight"] = sorted(getattr(fetcher, "_in_flight", ()))
         out["fetch_tasks"] = [_task(t) for t in getattr(fetcher, "_pending_tasks", ())]
@@ -104,11 +113,6 @@ def _names(tps: set[TP]) -> list[str]:
 def _aiokafka_consumer(consumer: Any) -> Any:
     thread = getattr(consumer, "_thread", None)
     return getattr(thread, "_consumer", None)
-
-
-def _assignment(aio: Any) -> Any:
-    subscription = getattr(getattr(aio, "_subscription", None), "subscription", None)
-    return getattr(subscription, "assignment", None)
 
 
 def _fetch_state(assignment: Any, fetcher: Any, tp: TP) -> Mapping[str, Any]:

@@ -104,13 +104,18 @@ def of(consumer: Any) -> Outstanding:
     return outstanding
 
 
+def assignment(consumer: Any) -> Any:
+    """aiokafka's current assignment of ``consumer`` (per-partition states), or None."""
+    subscription = getattr(getattr(consumer, "_subscription", None), "subscription", None)
+    return getattr(subscription, "assignment", None)
+
+
 def _position(consumer: Any, tp: TP) -> int | None:
     """aiokafka's position of ``tp`` (None when unassigned or awaiting a reset)."""
-    subscription = getattr(getattr(consumer, "_subscription", None), "subscription", None)
-    assignment = getattr(subscription, "assignment", None)
-    if assignment is None:
+    current = assignment(consumer)
+    if current is None:
         return None
-    state = assignment.state_value(TopicPartition(tp.topic, tp.partition))
+    state = current.state_value(TopicPartition(tp.topic, tp.partition))
     return None if state is None else state._position
 
 

@@ -34,6 +34,7 @@ def test_diagnosis_has_the_log_tail_and_the_loops_tasks(
     log = f"{kafka_settings.topic_prefix}stream-counts-changelog:0"
     assert parts[log]["recovery"] in ("active", "standby")
     assert any("Fetcher._fetch_requests_routine" in task for task in state["thread_tasks"])
+    assert isinstance(state["not_applied"], dict)  # streams/fetch_positions.py
     stacks = text.split("--- stacks")[1]
     assert "THREAD MainThread" in stacks
     assert "TASKS" in stacks
