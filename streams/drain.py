@@ -196,8 +196,8 @@ async def deliver(
                 consumer._n_acked = 0
                 await consumer.commit()
         outstanding = fetch_positions.of(consumer)
-        for tp, recs in chunk:  # applied, or below the read offset: done with
-            if tp not in paused:
+        for tp, recs in chunk:  # all below the read offset: done with (_apply marks the rest)
+            if tp not in paused and tp not in offsets:
                 outstanding.applied(tp, recs[-1].offset)
         await asyncio.sleep(0)  # let the scrapes and timers in between chunks
 

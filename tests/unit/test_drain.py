@@ -299,3 +299,12 @@ def test_install_refuses_an_app_whose_consumer_exists() -> None:
     app.consumer  # noqa: B018 - created
     with pytest.raises(RuntimeError, match="before the app's consumer"):
         drain.install(app, app.topic("a"), Rig().handle, 10)
+
+
+async def test_records_all_below_the_read_offset_are_not_given_back(rig: Rig) -> None:
+    await rig.start()
+    rig.consumer._read_offset[A0] = 5
+    rig.fetch = {A0: [record(A0, 3), record(A0, 4)], B0: [record(B0, 0)]}
+    await rig.getmany()
+    assert rig.batches == [[("b", 0, 0)]]  # A0's were delivered before
+    assert rig.given_back() == {}
