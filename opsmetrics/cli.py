@@ -13,8 +13,8 @@ import typer
 
 from opsmetrics import logs
 from opsmetrics.settings import ConfigError, Settings, load_settings
-from services.contract.classify import Accepted, Classifier, Rejected, RejectReason, parse_object
-from services.contract.events import TOPIC_OF, EventType
+from services.contract.classify import Accepted, Classifier, Rejected, parse_object
+from services.contract.events import TOPIC_OF, EventType, RejectReason
 
 app = typer.Typer(
     help="Live operational metrics for child-protection work (events -> Kafka -> Prometheus).",

@@ -36,7 +36,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from opsmetrics.settings import Settings
-from services.contract.classify import Classifier, Rejected, RejectReason
+from services.contract.classify import Classifier, Rejected
+from services.contract.events import RejectReason
 from services.kafka_access import KafkaUnavailable, check_credentials
 from services.topics import admin_client, create_missing, deadletter_topic, event_topics
 

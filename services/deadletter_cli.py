@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from opsmetrics.settings import Settings
-from services.contract.classify import RejectReason
+from services.contract.events import RejectReason
 from services.deadletter import ReplayError, Summary, replay, summarise
 from services.kafka_access import KafkaUnavailable
 

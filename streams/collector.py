@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
 from opsmetrics.settings import Force
-from services.contract.classify import RejectReason
+from services.contract.events import RejectReason
 from streams.exposition import RenderedMetric, number, sample_prefix
 from streams.labels import FAMILIES, Family, all_label_sets, join
 from streams.view import EVENTS, ROW, UNITS, WINDOWS, CountsView, Edges

@@ -15,7 +15,6 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any, Final
 
 import orjson
@@ -30,23 +29,13 @@ from services.contract.events import (
     Event,
     EventType,
     ReferralReceived,
+    RejectReason,
     SafeguardingAction,
     WarrantExecuted,
 )
 
 MAX_VALUE_BYTES: Final = 64 * 1024
 _MAX_INT_DIGITS: Final = 400
-
-
-class RejectReason(StrEnum):
-    """Why a message was rejected: the contract's six reasons."""
-
-    MALFORMED = "malformed"
-    SCHEMA = "schema"
-    TYPE_MISMATCH = "type_mismatch"
-    UNKNOWN_DIVISION = "unknown_division"
-    FUTURE = "future"
-    TOO_LARGE = "too_large"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,16 +99,17 @@ def parse_object(value: bytes) -> dict[str, Any]:
         obj = orjson.loads(value)
     except orjson.JSONDecodeError:
         return parse_strict(value)
-    # Flat: no "[" anywhere and no "{" after the first byte (bytes searches, cheaper
-    # than looking at each value; a string holding one takes the strict path).
-    if (
-        type(obj) is dict
-        and value.find(b"{", 1) < 0
-        and b"[" not in value
-        and orjson.dumps(obj) == value
-    ):
+    if type(obj) is dict and flat_canonical(obj, value):
         return obj
     return parse_strict(value)
+
+
+def flat_canonical(obj: dict[str, Any], value: bytes) -> bool:
+    """Whether ``obj``, orjson's reading of ``value``, is a flat object whose canonical
+    compact form is exactly ``value`` (then :func:`parse_object` keeps it)."""
+    # Flat: no "[" anywhere and no "{" after the first byte (bytes searches, cheaper
+    # than looking at each value; a string holding one takes the strict path).
+    return value.find(b"{", 1) < 0 and b"[" not in value and orjson.dumps(obj) == value
 
 
 def parse_strict(value: bytes) -> dict[str, Any]:
@@ -161,7 +151,8 @@ class Classifier:
     """Classifies raw messages against the contract and the configured forces.
 
     ``topics`` maps a full topic name to the event type it carries;
-    ``divisions`` maps each configured force to its divisions.
+    ``divisions`` maps each configured force to its divisions. ``fast_path=False``
+    validates every object with pydantic (the reference the fast path is tested against).
     """
 
     def __init__(
@@ -170,8 +161,10 @@ class Classifier:
         divisions: Mapping[str, Iterable[str]],
         future_tolerance: timedelta = timedelta(minutes=5),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        fast_path: bool = True,
     ) -> None:
         self._topics = dict(topics)
+        self._fast_path = fast_path
         self._divisions = {force: frozenset(divs) for force, divs in divisions.items()}
         self._future_tolerance = future_tolerance
         self._clock = clock
@@ -183,10 +176,11 @@ class Classifier:
         divisions: Mapping[str, Iterable[str]],
         future_tolerance: timedelta = timedelta(minutes=5),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        fast_path: bool = True,
     ) -> Classifier:
         """A classifier for the contract topics under ``prefix`` (e.g. ``ops.``)."""
         topics = {f"{prefix}{short}": etype for etype, short in TOPIC_OF.items()}
-        return cls(topics, divisions, future_tolerance, clock)
+        return cls(topics, divisions, future_tolerance, clock, fast_path)
 
     def classify(self, topic: str, value: bytes | None, now: datetime | None = None) -> Outcome:
         """Decide whether a message from ``topic`` is an acceptable event."""
@@ -206,7 +200,7 @@ class Classifier:
         """The checks after parsing, for callers that already hold a JSON object."""
         # The common, plainly valid shape skips pydantic (canonical.py); the rest, and
         # every rejection, goes through full validation.
-        event: Event | None = construct_valid(obj)
+        event: Event | None = construct_valid(obj) if self._fast_path else None
         if event is None:
             try:
                 event = EVENT_ADAPTER.validate_python(obj)

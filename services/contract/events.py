@@ -34,6 +34,17 @@ class EventType(StrEnum):
     REFERRAL = "referral.received"
 
 
+class RejectReason(StrEnum):
+    """Why a message was rejected: the contract's six reasons."""
+
+    MALFORMED = "malformed"
+    SCHEMA = "schema"
+    TYPE_MISMATCH = "type_mismatch"
+    UNKNOWN_DIVISION = "unknown_division"
+    FUTURE = "future"
+    TOO_LARGE = "too_large"
+
+
 #: Short topic name (without the configurable prefix) for each type.
 TOPIC_OF: Final[dict[EventType, str]] = {
     EventType.WARRANT: "warrants",

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from opsmetrics.settings import Settings
-from services.contract.classify import Accepted, Classifier, Rejected, RejectReason
-from services.contract.events import TOPIC_OF, EventType
+from services.contract.classify import Accepted, Classifier, Rejected
+from services.contract.events import TOPIC_OF, EventType, RejectReason
 
 _EVENT_ID: Final = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 _MAX_INT_DIGITS: Final = 400

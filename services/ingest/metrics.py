@@ -11,7 +11,7 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from services.contract.classify import RejectReason
+from services.contract.events import RejectReason
 
 OUTCOMES: Final = ("accepted", "duplicate", "rejected")
 STATUSES: Final = (202, 207, 400, 401, 403, 413, 429, 500, 503)

@@ -6,8 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.contract.classify import RejectReason
-from services.contract.events import EVENT_ADAPTER
+from services.contract.events import EVENT_ADAPTER, RejectReason
 from services.ingest.config import MAX_EVENTS_LIMIT
 
 Outcome = Literal["accepted", "duplicate", "rejected"]

@@ -35,7 +35,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.utils import floatToGoString
 
 from opsmetrics.settings import Settings
-from services.contract.classify import RejectReason
 from services.contract.events import (
     KNOWN_FIELDS,
     ORIGINS,
@@ -43,6 +42,7 @@ from services.contract.events import (
     RISKS,
     TOPIC_OF,
     EventType,
+    RejectReason,
 )
 from services.deadletter import dead_letters
 from services.ingest.metrics import LATENCY_BUCKETS, OUTCOMES, STATUSES

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from opsmetrics.settings import Settings
-from services.contract.classify import RejectReason
+from services.contract.events import RejectReason
 from services.deadletter import DeadLetter, replay, select
 
 T0 = datetime(2025, 9, 1, 12, 0, tzinfo=UTC)
