@@ -17,15 +17,10 @@ help:
 	@echo "make test             the whole test suite (installs what it needs)"
 	@echo "make reliability      the fault-injection suite, report in .run/reliability.jsonl"
 	@echo "make check            lint, format check, type check, generated files current"
-	@echo "make setup [NATIVE=0] the virtual environment, the per-event modules compiled (or not)"
 	@echo "make eval-alerts      alert quality over simulated years (docs/alert-quality.md)"
 	@echo "make regenerate       rules and dashboards from their generators"
 
-# NATIVE=0: no compiled modules (opsmetrics/native.py), everything as plain Python.
-NATIVE ?= 1
-
 setup: .venv/.synced
-	@$(PY) -m opsmetrics.native $(if $(filter 0,$(NATIVE)),clean,build)
 
 .venv/.synced: pyproject.toml uv.lock
 	stack/bootstrap.sh

@@ -55,7 +55,6 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import orjson
-from mypy_extensions import mypyc_attr
 
 from services.contract.classify import Accepted, Classifier, Rejected
 from streams.labels import join, label_values, units
@@ -101,8 +100,6 @@ class TableLike(Protocol):
         """Every key and value held in memory."""
 
 
-# Compiled (opsmetrics/native.py): classes subclassed by tests' recording tables say so.
-@mypyc_attr(allow_interpreted_subclasses=True)
 class DictTable(dict[str, Any]):
     """A plain dict as a table (unit tests, and the reference implementation)."""
 
@@ -377,7 +374,6 @@ def bucket_keys(
     return keys
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)
 class EventCounter:
     """Applies classified messages to the counts and de-duplication tables."""
 
@@ -597,7 +593,6 @@ class EventCounter:
                 buckets.append(("m", int(ts // 60)))
         pending, get_count = self._counts, self.counts.get_count
         fresh = (n << _UNITS_SHIFT) | (1 << _FIELD_BITS) | offset  # pack_count(n, 1, offset)
-        current: int | Value | None  # None: a key not written yet
         for res, bucket in buckets:
             bucket_key = f"{prefix}{res}|{bucket}|{labels}"
             known = pending.get(bucket_key)

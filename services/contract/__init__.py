@@ -1,5 +1,1 @@
-"""Package (holds modules compiled by opsmetrics/native.py: checked current first)."""
-
-from opsmetrics.native import verify
-
-verify()
+"""Package."""
