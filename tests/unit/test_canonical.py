@@ -37,8 +37,8 @@ SHARED_VECTORS = Path(__file__).resolve().parents[3] / "shared" / "contract" / "
 DIVISIONS = {"lancashire": ["east", "south", "west"], "ab": ["cd", "a-1"]}
 NOW = datetime(2025, 10, 1, 12, 0, tzinfo=UTC)
 classifier = Classifier.for_prefix("ops.", DIVISIONS, clock=lambda: NOW)
-# Full validation only (no fast path): the reference. Not a patch of construct_valid:
-# compiled code (opsmetrics/native.py) calls it directly, past any patch.
+# Full validation only (no fast path): the reference. A switch, not a patch of
+# construct_valid (compiled code would call it past any patch; performance.md, change 25).
 reference = Classifier.for_prefix("ops.", DIVISIONS, clock=lambda: NOW, fast_path=False)
 TOPIC_OF_TYPE = {t.value: f"ops.{short}" for t, short in TOPIC_OF.items()}
 TYPE_FIELDS = {

@@ -205,8 +205,8 @@ def test_flat_canonical_objects_skip_the_strict_parser_and_others_do_not() -> No
         b'{"a": 1}',
         b'{"a":"\\u0041"}',
     ]
-    # The fast path's own test (not a patch of parse_strict: compiled code calls it
-    # directly, past any patch; opsmetrics/native.py).
+    # The fast path's own test, not a patch of parse_strict (compiled code would call it
+    # past any patch; docs/performance.md, change 25).
     assert flat_canonical(orjson.loads(canonical), canonical)
     assert parse_object(canonical) == parse_strict(canonical)
     for raw in bracketed:
